@@ -1,0 +1,93 @@
+"""Checking and parsing method parameters (scikit-learn style: set in ``__init__``,
+checked at ``fit``)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from scfill.errors import InputError
+
+
+def check_number(
+    name: str, value: Any, *, integer: bool = False, low: float | None = None,
+    high: float | None = None, low_open: bool = False, method: str = "",
+) -> None:
+    """Raise :class:`InputError` unless ``value`` is a number in the given range."""
+    kind = "an integer" if integer else "a number"
+    ok_type = (isinstance(value, int) if integer else isinstance(value, int | float))
+    where = f"{method}: " if method else ""
+    if isinstance(value, bool) or not ok_type:
+        raise InputError(f"{where}parameter {name}={value!r} must be {kind}.",
+                         fix=f"pass {name} as {kind}.")
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and value > high
+    if too_low or too_high:
+        lo = "" if low is None else f"{'>' if low_open else '>='} {low}"
+        hi = "" if high is None else f"<= {high}"
+        bounds = " and ".join(b for b in (lo, hi) if b)
+        raise InputError(f"{where}parameter {name}={value!r} is out of range.",
+                         fix=f"use a value {bounds}.")
+
+
+def check_choice(name: str, value: Any, choices: Iterable[Any], *, method: str = "") -> None:
+    """Raise :class:`InputError` unless ``value`` is one of ``choices``."""
+    choices = tuple(choices)
+    if value not in choices:
+        where = f"{method}: " if method else ""
+        raise InputError(f"{where}parameter {name}={value!r} is not allowed.",
+                         fix=f"use one of {', '.join(map(repr, choices))}.")
+
+
+def parse_param_strings(cls: type, pairs: Iterable[str]) -> dict[str, Any]:
+    """Turn CLI ``key=value`` strings into typed keyword arguments of ``cls.__init__``.
+
+    The type of each value follows the parameter's default (bool, int, float, str); an
+    ``int`` default accepts ``"none"`` when the parameter may be None.
+    """
+    signature = inspect.signature(cls.__init__)
+    known = {n: p for n, p in signature.parameters.items() if n != "self"}
+    parsed: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise InputError(f"parameter {pair!r} is not of the form key=value.",
+                             fix="write e.g. --param epochs=100.")
+        if key not in known:
+            raise InputError(f"method {cls.name!r} has no parameter {key!r}.",
+                             fix=f"use one of: {', '.join(known) or '(none)'}.")
+        parsed[key] = _coerce(key, raw.strip(), known[key].default)
+    return parsed
+
+
+def _coerce(key: str, raw: str, default: Any) -> Any:
+    if raw.lower() == "none":
+        return None
+    try:
+        if isinstance(default, bool):
+            if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(raw)
+            return raw.lower() in ("true", "1", "yes")
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if default is None or default is inspect.Parameter.empty:
+            for convert in (int, float):
+                try:
+                    return convert(raw)
+                except ValueError:
+                    continue
+        return raw
+    except ValueError as err:
+        raise InputError(f"parameter {key}={raw!r} is not a valid "
+                         f"{type(default).__name__}.", fix=f"give {key} as a "
+                         f"{type(default).__name__}, like {default!r}.") from err
+
+
+def constructor_params(obj: Any) -> Mapping[str, Any]:
+    """The ``__init__`` arguments of ``obj`` with their current values."""
+    signature = inspect.signature(type(obj).__init__)
+    return {n: getattr(obj, n) for n in signature.parameters if n != "self"}
