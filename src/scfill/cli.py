@@ -36,7 +36,8 @@ def _add_impute_parser(sub) -> None:
                        "in the input's orientation (csv/tsv).")
     p.add_argument("input", help="h5ad, 10x .h5, 10x mtx folder, csv/tsv")
     p.add_argument("-o", "--output", required=True, help="output .h5ad, .csv or .tsv")
-    p.add_argument("--method", default="knn", help="method name (see `scfill methods`)")
+    p.add_argument("--method", default=None,
+                   help="method name (see `scfill methods`; default: the default method)")
     p.add_argument("--layer", help="h5ad layer holding the counts (default X)")
     p.add_argument("--labels-key", help="obs column of cell groups (default: pre-cluster)")
     p.add_argument("--transpose", action="store_true",
@@ -55,14 +56,17 @@ def _run_impute(args: argparse.Namespace) -> int:
     if output.exists() and not args.force:
         raise InputError("output already exists.", fix="choose another path or pass --force.",
                          source=str(output))
-    params = parse_param_strings(scfill.get_method(args.method), args.param)
+    from scfill.pipeline import DEFAULT_METHOD
+
+    method = args.method or DEFAULT_METHOD
+    params = parse_param_strings(scfill.get_method(method), args.param)
     adata = scfill.read(args.input, layer=args.layer, cells_axis=0 if args.transpose else None)
-    scfill.impute(adata, args.method, labels_key=args.labels_key, seed=args.seed,
+    scfill.impute(adata, method, labels_key=args.labels_key, seed=args.seed,
                   device=args.device, params=params, n_top_genes=args.n_top_genes,
                   counts_layer=args.counts)
     scfill.write(adata, output, force=args.force)
     print(f"wrote {output} ({adata.n_obs} cells x {adata.n_vars} genes, method "
-          f"{args.method}, {adata.uns['scfill']['runtime_s']:.1f} s)")
+          f"{method}, {adata.uns['scfill']['runtime_s']:.1f} s)")
     return 0
 
 

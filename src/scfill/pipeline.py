@@ -22,10 +22,13 @@ from scfill.nn.seed import seed_everything
 from scfill.preprocess import COMMON_SPACE, LogNormalizer, highly_variable, library_size, nonempty
 from scfill.validate import validate_counts, validate_labels, validate_size
 
+#: The method used when none is named (``scfill impute``, ``scfill demo``).
+DEFAULT_METHOD = "knn"
+
 
 def impute(
     adata: ad.AnnData,
-    method: str | Method = "knn",
+    method: str | Method = DEFAULT_METHOD,
     *,
     layer: str | None = None,
     labels_key: str | None = None,

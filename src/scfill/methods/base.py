@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -54,7 +54,7 @@ class PreparedData:
     labels: np.ndarray | None = None
     label_names: list[str] | None = None
     dropout_probability: sp.csr_matrix | None = None
-    device: torch.device = torch.device("cpu")
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     seed: int = 0
 
     @property
@@ -112,7 +112,7 @@ class Method(ABC):
         """Constructor arguments and their values."""
         return dict(constructor_params(self))
 
-    def check_params(self) -> None:
+    def check_params(self) -> None:  # noqa: B027  (optional hook: no parameters, no checks)
         """Raise :class:`~scfill.errors.InputError` for a parameter out of range."""
 
     def dropout_threshold(self) -> float:

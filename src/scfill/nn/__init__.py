@@ -8,9 +8,9 @@ from scfill.nn.training import EarlyStopping, TrainingHistory, fit_epochs
 
 __all__ = [
     "EarlyStopping",
+    "TrainingHistory",
     "batch_indices",
     "dense_rows",
-    "TrainingHistory",
     "fit_epochs",
     "load_checkpoint",
     "resolve_device",

@@ -20,7 +20,7 @@ def seed_everything(seed: int) -> np.random.Generator:
     rather than from the global state.
     """
     random.seed(seed)
-    np.random.seed(seed % 2**32)
+    np.random.seed(seed % 2**32)  # noqa: NPY002  (libraries that use the global state)
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
     return np.random.default_rng(seed)

@@ -1,0 +1,27 @@
+# Two entry points (README): `make demo` and `make test`. Each installs what it needs.
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.scfill-installed
+
+.PHONY: demo test lint install
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first, pinned to the CPU wheel, so no dependency pulls the CUDA build
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev,cluster]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/scfill demo --out scfill-demo --force
+
+test: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+	$(VENV)/bin/ruff check src tests benchmarks
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks

@@ -1,0 +1,42 @@
+"""Helpers for benchmark scripts: run a function in a fresh process, report time and peak RSS."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import platform
+import resource
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def _child(func: Callable[..., Any], args: tuple, queue) -> None:
+    start = time.perf_counter()
+    result = func(*args)
+    seconds = time.perf_counter() - start
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    queue.put((seconds, peak_kib / 1024, result))
+
+
+def measure(func: Callable[..., Any], *args: Any) -> tuple[float, float, Any]:
+    """Run ``func(*args)`` in a fresh process; return (seconds, peak RSS MiB, result).
+
+    The peak covers the whole child process (interpreter and imports included), so it is
+    an upper bound on what the function itself needs.
+    """
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    process = ctx.Process(target=_child, args=(func, args, queue))
+    process.start()
+    seconds, peak, result = queue.get()
+    process.join()
+    return seconds, peak, result
+
+
+def machine() -> str:
+    """One line describing where a benchmark ran."""
+    import os
+
+    return (f"{platform.node()}: {os.cpu_count()} CPU cores, {platform.machine()}, "
+            f"Python {sys.version.split()[0]}, no GPU")

@@ -1,0 +1,131 @@
+"""``scfill demo``: the main job end to end on an embedded default.
+
+Simulates a small Splatter dataset with known dropouts, imputes it with the default method,
+scores it against the ground truth beside "no imputation", and writes the imputed h5ad, a
+short markdown report and a figure into one folder.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from scfill._logging import logger
+from scfill.errors import InputError
+
+#: The simulator preset the demo draws from (MaskClass's three unequal groups).
+DEMO_PRESET = "maskclass-unequal"
+
+
+def run_demo(
+    out: str | Path,
+    *,
+    method: str | None = None,
+    n_cells: int = 1000,
+    n_genes: int = 500,
+    seed: int = 0,
+    force: bool = False,
+) -> Path:
+    """Run the demo; return the path of its report.
+
+    Parameters
+    ----------
+    out
+        Folder to create (refused when it exists, unless ``force``).
+    method
+        Method to demonstrate (default :data:`scfill.pipeline.DEFAULT_METHOD`).
+    n_cells, n_genes
+        Size of the simulated dataset.
+    seed
+        Seed of the simulation and of the method.
+    force
+        Replace an existing folder.
+    """
+    import scfill
+    from scfill.evaluate.run import evaluate_method, summarize
+    from scfill.pipeline import DEFAULT_METHOD
+
+    method = method or DEFAULT_METHOD
+    out = Path(out)
+    if out.exists():
+        if not force:
+            raise InputError("demo folder already exists.", fix="pass --force or --out DIR.",
+                             source=str(out))
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+
+    logger.info("simulating %d cells x %d genes (preset %s)", n_cells, n_genes, DEMO_PRESET)
+    sim = scfill.simulate(preset=DEMO_PRESET, n_cells=n_cells, n_genes=n_genes, seed=seed)
+    scfill.write(sim, out / "simulated.h5ad")
+
+    scores = [evaluate_method(sim, name, protocol="truth", seed=seed, dataset="demo")
+              for name in ("none", method)]
+    import pandas as pd
+
+    table = summarize(pd.concat(scores, ignore_index=True))
+    table.to_csv(out / "scores.csv", index=False)
+
+    observed = sim.copy()
+    del observed.layers["true_counts"], observed.layers["dropout"]
+    scfill.impute(observed, method, seed=seed)
+    scfill.write(observed, out / "imputed.h5ad")
+    figure = _figure(sim, observed, out / "dropout_recovery.png")
+    report = out / "report.md"
+    report.write_text(_report(sim, observed, table, method, figure))
+    return report
+
+
+def _figure(sim, imputed, path: Path) -> Path:
+    """True vs imputed expression at the entries dropout removed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from scfill.preprocess import LogNormalizer, library_size
+
+    lib = library_size(sim.layers["true_counts"])
+    truth = LogNormalizer.median(lib).transform(sim.layers["true_counts"], lib).toarray()
+    dropped = sim.layers["dropout"].toarray().astype(bool)
+    values = imputed.layers["imputed"].toarray()
+    rng = np.random.default_rng(0)
+    shown = rng.permutation(np.flatnonzero(dropped))[:5000]
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.scatter(truth.ravel()[shown], values.ravel()[shown], s=3, alpha=0.4)
+    top = float(max(truth.ravel()[shown].max(initial=1), values.ravel()[shown].max(initial=1)))
+    ax.plot([0, top], [0, top], color="grey", lw=1)
+    ax.set_xlabel("true expression (log-normalised)")
+    ax.set_ylabel(f"imputed ({imputed.uns['scfill']['method']})")
+    ax.set_title("entries zeroed by dropout")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _report(sim, imputed, table, method: str, figure: Path) -> str:
+    info = imputed.uns["scfill"]
+    zeros_obs = 1 - sim.X.nnz / np.prod(sim.shape)
+    zeros_true = 1 - sim.layers["true_counts"].nnz / np.prod(sim.shape)
+    lines = [
+        "# scfill demo",
+        "",
+        f"Simulated {sim.n_obs} cells x {sim.n_vars} genes (Splatter model, preset "
+        f"`{DEMO_PRESET}`): {zeros_true:.0%} zeros in the true counts, {zeros_obs:.0%} "
+        "observed after dropout.",
+        f"Imputed with `{method}` in {info['runtime_s']:.1f} s on {info['device']} "
+        f"(scfill {info['version']}, seed {info['seed']}).",
+        "",
+        "## Error against the ground truth (log-normalised space)",
+        "",
+        table.to_markdown(index=False, floatfmt=".4g"),
+        "",
+        f"![true vs imputed]({figure.name})",
+        "",
+        "Files: `simulated.h5ad` (observed counts with `true_counts`), `imputed.h5ad` "
+        "(layers `imputed`, `dropout_probability`; `uns['scfill']`), `scores.csv`.",
+        "",
+    ]
+    return "\n".join(lines)
