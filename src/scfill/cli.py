@@ -87,6 +87,60 @@ def _run_methods(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_evaluate_parser(sub) -> None:
+    p = sub.add_parser("evaluate", help="score a method under one of the seeds' protocols",
+                       description="Degrade a dataset by a protocol, impute, and score: one "
+                       "CSV row per repeat x metric, and a mean ± sd table on stdout.")
+    p.add_argument("--method", required=True, help="method name (see `scfill methods`)")
+    p.add_argument("--dataset", required=True,
+                   help="a count file (h5ad, mtx, csv...) or preset:NAME (simulated)")
+    p.add_argument("--protocol", default="mask-nonzero:0.3",
+                   help="truth | downstream | mask-nonzero:F | mask-expressed:F "
+                   "(default mask-nonzero:0.3)")
+    p.add_argument("--repeats", type=int, default=5, help="repeats (default 5)")
+    p.add_argument("--labels-key", help="obs column given to the method as its groups "
+                   "(default: it pre-clusters; never pass true labels when scoring clusters)")
+    p.add_argument("--truth-key", help="obs column of true labels for clustering scores "
+                   "(default: label, group or cell_type)")
+    p.add_argument("--time-key", help="numeric obs column of true times (trajectory scores)")
+    p.add_argument("--clustering", default="kmeans", choices=("kmeans", "leiden", "louvain"))
+    p.add_argument("--cells", type=int, help="cells of a preset:NAME simulation")
+    p.add_argument("--genes", type=int, help="genes of a preset:NAME simulation")
+    p.add_argument("-o", "--output", required=True, help="results CSV (tidy rows)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    _add_common_run_options(p)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    import scfill
+    from scfill.evaluate.run import (
+        evaluate_repeats,
+        format_summary,
+        load_dataset,
+        summarize,
+    )
+    from scfill.io import atomic_path
+    from scfill.methods.params import parse_param_strings
+
+    output = Path(args.output)
+    if output.exists() and not args.force:
+        raise InputError("output already exists.", fix="choose another path or pass --force.",
+                         source=str(output))
+    params = parse_param_strings(scfill.get_method(args.method), args.param)
+    adata, name = load_dataset(args.dataset, seed=args.seed, n_cells=args.cells,
+                               n_genes=args.genes)
+    results = evaluate_repeats(adata, args.method, protocol=args.protocol,
+                               repeats=args.repeats, seed=args.seed, params=params,
+                               labels_key=args.labels_key, truth_key=args.truth_key,
+                               time_key=args.time_key, clustering=args.clustering,
+                               dataset=name, device=args.device)
+    with atomic_path(output, force=args.force) as tmp:
+        results.to_csv(tmp, index=False)
+    print(format_summary(summarize(results)))
+    print(f"wrote {output} ({len(results)} rows)")
+    return 0
+
+
 def _add_demo_parser(sub) -> None:
     p = sub.add_parser("demo", help="simulate, impute, evaluate and report on a small example")
     p.add_argument("--out", default="scfill-demo", help="folder for the results")
@@ -106,11 +160,133 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_simulate_parser(sub) -> None:
+    p = sub.add_parser("simulate", help="simulate counts with ground truth (Splatter model)",
+                       description="Simulate a count matrix with Splatter's model: X holds the "
+                       "observed counts, layers 'true_counts' and 'dropout' the ground truth.")
+    p.add_argument("-o", "--output", required=True, help="output .h5ad")
+    p.add_argument("--preset", help="a seed paper's simulation (maskclass-equal, cnnimpute, "
+                   "scgacl-1, ...; see scfill.simulate.PRESETS)")
+    p.add_argument("--cells", type=int, help="number of cells")
+    p.add_argument("--genes", type=int, help="number of genes")
+    p.add_argument("--groups", type=_floats, help="group probabilities, e.g. 0.5,0.3,0.2")
+    p.add_argument("--batches", type=_floats, help="cells per batch, e.g. 100,100")
+    p.add_argument("--dropout-type", choices=("none", "experiment", "batch", "group", "cell"))
+    p.add_argument("--dropout-mid", type=_floats, help="dropout midpoint(s), comma-separated")
+    p.add_argument("--dropout-shape", type=_floats, help="dropout shape(s), comma-separated")
+    p.add_argument("--de-prob", type=_floats, help="DE probability (one, or one per group)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of "
+                                         "numbers") from err
+
+
+def _run_simulate(args: argparse.Namespace) -> int:
+    import scfill
+
+    output = Path(args.output)
+    if output.exists() and not args.force:
+        raise InputError("output already exists.", fix="choose another path or pass --force.",
+                         source=str(output))
+    params = {name: value for name, value in (
+        ("group_prob", args.groups), ("dropout_type", args.dropout_type),
+        ("dropout_mid", args.dropout_mid), ("dropout_shape", args.dropout_shape),
+        ("de_prob", args.de_prob)) if value is not None}
+    if args.batches is not None:
+        if any(b != int(b) for b in args.batches):
+            raise InputError(f"--batches {args.batches} are not whole numbers of cells.",
+                             fix="give cells per batch, e.g. --batches 100,100.")
+        params["batch_cells"] = tuple(int(b) for b in args.batches)
+    adata = scfill.simulate(preset=args.preset, n_cells=args.cells, n_genes=args.genes,
+                            seed=args.seed, **params)
+    scfill.write(adata, output, force=args.force)
+    info = adata.uns["simulation"]
+    print(f"wrote {output} ({adata.n_obs} cells x {adata.n_vars} genes; zeros "
+          f"{100 * info['zero_fraction_true']:.1f} % true, "
+          f"{100 * info['zero_fraction_observed']:.1f} % observed)")
+    return 0
+
+
+def _add_benchmark_parser(sub) -> None:
+    p = sub.add_parser("benchmark", help="compare methods on datasets and protocols",
+                       description="Run every method x dataset x protocol x repeat, each in "
+                       "its own process with a time limit; write results.csv, runs.csv, "
+                       "report.md and figures/ to --out. A re-run skips finished runs.")
+    p.add_argument("--methods", default="all", help="comma-separated method names, or all")
+    p.add_argument("--datasets", required=True, help="comma-separated h5ad files, folders of "
+                   "h5ad files and preset:NAME simulations")
+    p.add_argument("--protocols", default="mask-nonzero:0.1",
+                   help="comma-separated protocols (truth, mask-nonzero:F, mask-expressed:F, "
+                   "downstream)")
+    p.add_argument("--repeats", type=int, default=3, help="repeats per cell (default 3)")
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--max-cells", type=int, default=2000, help="subsample datasets to this "
+                   "many cells (random; presets are simulated at this size; 0: all)")
+    p.add_argument("--max-genes", type=int, default=2000, help="keep this many most variable "
+                   "genes (0: all)")
+    p.add_argument("--timeout", type=float, default=3600.0, help="seconds per run "
+                   "(default 3600)")
+    p.add_argument("--threads", type=int, help="threads per run (default: inherit)")
+    p.add_argument("--umap-dataset", help="dataset shown as UMAPs (default: the first; "
+                   "'none' for no UMAPs)")
+    p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"),
+                   help="torch device of the methods (default cpu)")
+    p.add_argument("--param", action="append", default=[], metavar="METHOD.KEY=VALUE",
+                   help="method parameter, repeatable (e.g. scvi.epochs=50)")
+    p.add_argument("--force", action="store_true", help="redo every run")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="redo failed, crashed and timed-out runs")
+    p.add_argument("--report-only", action="store_true",
+                   help="run nothing; report the runs finished so far")
+
+
+def _run_benchmark(args: argparse.Namespace) -> int:
+    import shlex
+
+    import scfill
+    from scfill.bench.runner import BenchmarkConfig, run_benchmark
+    from scfill.methods.params import parse_param_strings
+
+    def split(text: str) -> list[str]:
+        return [item.strip() for item in text.split(",") if item.strip()]
+
+    by_method: dict[str, list[str]] = {}
+    for pair in args.param:
+        method, dot, rest = pair.partition(".")
+        if not dot or "=" not in rest:
+            raise InputError(f"parameter {pair!r} is not of the form METHOD.KEY=VALUE.",
+                             fix="write e.g. --param scvi.epochs=50.")
+        by_method.setdefault(method.lower(), []).append(rest)
+    params = {m: parse_param_strings(scfill.get_method(m), pairs)
+              for m, pairs in by_method.items()}
+    umap = args.umap_dataset
+    config = BenchmarkConfig(
+        methods=split(args.methods), datasets=split(args.datasets),
+        protocols=split(args.protocols), out=Path(args.out), repeats=args.repeats,
+        seed=args.seed, max_cells=args.max_cells or None, max_genes=args.max_genes or None,
+        timeout_s=args.timeout, threads=args.threads, params=params, device=args.device,
+        force=args.force, retry_failed=args.retry_failed, report_only=args.report_only,
+        umap_dataset="" if umap and umap.lower() == "none" else umap)
+    report = run_benchmark(config, command=shlex.join(["scfill", *sys.argv[1:]]))
+    print(f"wrote {report}")
+    return 0
+
+
 #: name → (parser builder, runner); other modules' subcommands are added here.
 SUBCOMMANDS: dict[str, tuple[Callable, Callable[[argparse.Namespace], int]]] = {
     "impute": (_add_impute_parser, _run_impute),
+    "simulate": (_add_simulate_parser, _run_simulate),
     "methods": (_add_methods_parser, _run_methods),
+    "evaluate": (_add_evaluate_parser, _run_evaluate),
     "demo": (_add_demo_parser, _run_demo),
+    "benchmark": (_add_benchmark_parser, _run_benchmark),
 }
 
 

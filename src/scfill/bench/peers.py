@@ -1,0 +1,231 @@
+"""Adapters for the published tools scfill is compared with: MAGIC, scVI and ALRA.
+
+Each peer is a registered :class:`~scfill.methods.base.Method`, so ``scfill impute --method
+magic`` and ``scfill evaluate`` work on it like on scfill's own methods. The peers' packages
+are optional (``pip install scfill[peers]``) and imported only when a peer is fitted; a
+missing package raises :class:`PeerNotInstalled` with the install command. Peers use no
+dropout model and return their own output everywhere (``combine_rule="all"``), in scfill's
+common space.
+
+DCA (``dca`` 0.3.4) is not adapted: it pins TensorFlow < 2.5, which has no build for the
+Python versions scfill supports (``/work/shared/specs/peers.md``). ALRA needs no package: it
+is implemented from its paper in :mod:`scfill.bench.alra`, registered when this module is
+imported.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+from types import ModuleType
+
+import numpy as np
+
+from scfill._logging import logger, progress_enabled
+from scfill.bench.alra import ALRA
+from scfill.errors import InputError
+from scfill.methods.base import Method, PreparedData, register
+from scfill.methods.params import check_choice, check_number
+from scfill.preprocess import library_size
+
+#: What ``pip install scfill[peers]`` installs (keep in step with pyproject.toml).
+PEERS_EXTRA = "pip install 'scfill[peers]'"
+
+
+__all__ = ["ALRA", "MAGIC", "SCVI", "Peer", "PeerNotInstalled", "missing_package"]
+
+
+class PeerNotInstalled(InputError, ImportError):
+    """A peer's package is not installed; the message gives the install command."""
+
+
+def missing_package(module: str, distribution: str) -> str | None:
+    """The install hint when ``module`` cannot be imported, else None (nothing imported)."""
+    if importlib.util.find_spec(module) is not None:
+        return None
+    return (f"the package {distribution} (module {module!r}) is not installed; install it "
+            f"with {PEERS_EXTRA} or pip install {distribution}.")
+
+
+def _import_peer(method: str, module: str, distribution: str) -> ModuleType:
+    hint = missing_package(module, distribution)
+    if hint is None:
+        try:
+            return importlib.import_module(module)
+        except ImportError as err:  # installed but broken (e.g. a missing dependency)
+            hint = f"importing {module!r} failed ({err})."
+    raise PeerNotInstalled(f"method {method!r} needs {distribution}: {hint}",
+                           fix=f"run {PEERS_EXTRA}.")
+
+
+class Peer(Method):
+    """A published tool run through scfill: optional package, no dropout model.
+
+    Attributes
+    ----------
+    module, distribution
+        The Python module the peer imports and the pip distribution (with version) that
+        provides it.
+    """
+
+    module: str
+    distribution: str
+    dropout_model = None
+    combine_rule = "all"
+
+    @classmethod
+    def missing(cls) -> str | None:
+        """The install hint when the peer's package is absent, else None."""
+        return missing_package(cls.module, cls.distribution)
+
+    def _package(self) -> ModuleType:
+        return _import_peer(self.name, self.module, self.distribution)
+
+
+@register
+class MAGIC(Peer):
+    """MAGIC (van Dijk et al., Cell 2018) via ``magic-impute``: diffusion on a cell graph.
+
+    Fed the common-space (log-normalised) matrix, as its authors recommend (normalise, then
+    square-root or log); its output, dense, is in the same space.
+
+    Parameters
+    ----------
+    t
+        Diffusion time. 3 is the library's default; its ``t="auto"`` picks t on a random
+        subsample and is not reproducible from run to run even with a seed (measured,
+        ``specs/peers.md``), so it is not offered.
+    knn, decay
+        Adaptive-kernel neighbours and decay (library defaults 5 and 1).
+    n_pca
+        PCA components of the graph (library default 100; capped by the data's size).
+    """
+
+    name = "magic"
+    description = "Peer: MAGIC diffusion imputation (magic-impute, van Dijk et al. 2018)."
+    module = "magic"
+    distribution = "magic-impute==3.0.0"
+    min_cells = 6
+
+    def __init__(self, t: int = 3, knn: int = 5, decay: float = 1.0, n_pca: int = 100) -> None:
+        self.t = t
+        self.knn = knn
+        self.decay = decay
+        self.n_pca = n_pca
+        self.info_ = {}
+
+    def check_params(self) -> None:
+        """``t`` ≥ 1, ``knn`` ≥ 1, ``decay`` > 0, ``n_pca`` ≥ 1."""
+        check_number("t", self.t, integer=True, low=1, method=self.name)
+        check_number("knn", self.knn, integer=True, low=1, method=self.name)
+        check_number("decay", self.decay, low=0, low_open=True, method=self.name)
+        check_number("n_pca", self.n_pca, integer=True, low=1, method=self.name)
+
+    def fit(self, data: PreparedData) -> MAGIC:
+        """Build the diffusion operator and diffuse; stores ``imputed_``."""
+        self.check_params()
+        magic = self._package()
+        n_pca = min(self.n_pca, min(data.n_cells, data.n_genes) - 1)
+        knn = min(self.knn, data.n_cells - 2)
+        operator = magic.MAGIC(t=self.t, knn=knn, decay=self.decay, n_pca=n_pca,
+                               random_state=data.seed, verbose=0)
+        self.imputed_ = np.asarray(operator.fit_transform(data.logcounts), dtype=np.float32)
+        self.info_ = {"t": self.t, "knn": knn, "n_pca": n_pca}
+        return self
+
+    def reconstruct(self, data: PreparedData) -> np.ndarray:
+        """The diffused matrix computed by :meth:`fit`."""
+        return self.imputed_
+
+
+@register
+class SCVI(Peer):
+    """scVI (Lopez et al., Nature Methods 2018) via ``scvi-tools``: a ZINB/NB variational
+    autoencoder on raw counts.
+
+    The imputed value is the posterior mean of the normalised expression (the decoder's
+    frequencies, averaged over ``n_samples`` draws of the latent variables), times each
+    cell's library size over the modelled genes, then put in the common space.
+    ``get_normalized_expression`` keeps every draw of every cell it is given, so cells go
+    through it ``chunk_cells`` at a time (3.3 GB unchunked vs 1.2 GB chunked at
+    5k cells × 2k genes, ``specs/peers.md``).
+
+    Parameters
+    ----------
+    epochs
+        Training epochs. None uses scvi-tools' default, ``min(round(20000 / n_cells · 400),
+        400)``: 400 epochs up to 20,000 cells, which takes about 10 minutes at 5k × 2k on
+        two CPU cores (``specs/peers.md``); benchmarks on CPU pass fewer and say so.
+    n_latent, n_hidden, n_layers
+        Model size (scvi-tools defaults 10, 128, 1).
+    gene_likelihood
+        ``"zinb"`` (scvi-tools default), ``"nb"`` or ``"poisson"``.
+    n_samples
+        Posterior draws averaged for the imputed value (scvi-tools' default is one draw).
+    chunk_cells
+        Cells per call of ``get_normalized_expression``.
+    """
+
+    name = "scvi"
+    description = "Peer: scVI variational autoencoder (scvi-tools, Lopez et al. 2018)."
+    module = "scvi"
+    distribution = "scvi-tools==1.4.2"
+    min_cells = 10
+
+    def __init__(self, epochs: int | None = None, n_latent: int = 10, n_hidden: int = 128,
+                 n_layers: int = 1, gene_likelihood: str = "zinb", n_samples: int = 25,
+                 chunk_cells: int = 1024) -> None:
+        self.epochs = epochs
+        self.n_latent = n_latent
+        self.n_hidden = n_hidden
+        self.n_layers = n_layers
+        self.gene_likelihood = gene_likelihood
+        self.n_samples = n_samples
+        self.chunk_cells = chunk_cells
+        self.info_ = {}
+
+    def check_params(self) -> None:
+        """Positive integers, and a likelihood scvi-tools knows."""
+        if self.epochs is not None:
+            check_number("epochs", self.epochs, integer=True, low=1, method=self.name)
+        for name in ("n_latent", "n_hidden", "n_layers", "n_samples", "chunk_cells"):
+            check_number(name, getattr(self, name), integer=True, low=1, method=self.name)
+        check_choice("gene_likelihood", self.gene_likelihood, ("zinb", "nb", "poisson"),
+                     method=self.name)
+
+    def fit(self, data: PreparedData) -> SCVI:
+        """Train the model on the raw counts; stores ``model_`` and the epochs run."""
+        self.check_params()
+        scvi = self._package()
+        import anndata as ad
+
+        scvi.settings.seed = data.seed
+        scvi.settings.verbosity = logging.WARNING
+        adata = ad.AnnData(data.counts.astype(np.float32))
+        scvi.model.SCVI.setup_anndata(adata)
+        self.model_ = scvi.model.SCVI(adata, n_latent=self.n_latent, n_hidden=self.n_hidden,
+                                      n_layers=self.n_layers,
+                                      gene_likelihood=self.gene_likelihood)
+        accelerator = "gpu" if data.device.type == "cuda" else "cpu"
+        self.model_.train(max_epochs=self.epochs, accelerator=accelerator, devices=1,
+                          enable_progress_bar=progress_enabled(),
+                          enable_checkpointing=False)
+        history = self.model_.history.get("elbo_train")
+        epochs_run = 0 if history is None else len(history)
+        logger.info("scVI: trained %d epochs", epochs_run)
+        self.info_ = {"epochs": epochs_run,
+                      "elbo_train": [] if history is None else
+                      history.iloc[:, 0].astype(float).tolist()}
+        return self
+
+    def reconstruct(self, data: PreparedData) -> np.ndarray:
+        """Posterior-mean expression × library size, in the common space (dense float32)."""
+        frequencies = np.empty((data.n_cells, data.n_genes), dtype=np.float32)
+        for start in range(0, data.n_cells, self.chunk_cells):
+            cells = np.arange(start, min(start + self.chunk_cells, data.n_cells))
+            frequencies[cells] = self.model_.get_normalized_expression(
+                indices=cells, n_samples=self.n_samples, return_mean=True,
+                library_size=1, return_numpy=True)
+        frequencies *= library_size(data.counts)[:, None].astype(np.float32)
+        return data.normalizer.transform(frequencies, data.library_size)
