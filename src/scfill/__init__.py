@@ -10,16 +10,9 @@ from scfill.io import read, write
 from scfill.methods import get as get_method
 from scfill.methods import list_methods
 from scfill.pipeline import impute
+from scfill.simulate import simulate  # eager: a later import of the module would shadow a wrapper
 
 __version__ = "0.1.0"
-
-
-def simulate(*args, **kwargs):
-    """Simulate counts with Splatter's model; see :func:`scfill.simulate.simulate`."""
-    from scfill.simulate import simulate as _simulate
-
-    return _simulate(*args, **kwargs)
-
 
 __all__ = [
     "InputError",

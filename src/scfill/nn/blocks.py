@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 
 from torch import nn
 
@@ -14,5 +15,4 @@ def dense_block(n_in: int, n_out: int) -> nn.Sequential:
 
 def dense_stack(widths: Sequence[int]) -> nn.Sequential:
     """Consecutive :func:`dense_block` layers through ``widths`` (``[in, h1, ..., out]``)."""
-    return nn.Sequential(*(dense_block(a, b) for a, b in zip(widths[:-1], widths[1:],
-                                                             strict=True)))
+    return nn.Sequential(*(dense_block(a, b) for a, b in pairwise(widths)))

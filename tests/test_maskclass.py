@@ -1,0 +1,245 @@
+"""MaskClass: gene scaling, masks, losses, training, save/load, and the pipeline."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+import scfill
+from conftest import make_counts
+from scfill.errors import InputError
+from scfill.methods import maskclass as maskclass_module
+from scfill.methods._maskclass_module import (
+    MaskClassAutoencoder,
+    biozero_loss,
+    corrupt,
+    masked_loss,
+    sample_mask,
+)
+from scfill.methods._maskclass_scaler import GeneScaler
+from scfill.methods.base import PreparedData
+from scfill.methods.maskclass import MaskClass
+from scfill.preprocess import LogNormalizer, library_size
+
+N_CELLS, N_GENES = 200, 60
+
+
+def _prepared(seed: int = 0) -> PreparedData:
+    """Tiny prepared data with made-up dropout probabilities (no dropout model needed)."""
+    counts = sp.csr_matrix(make_counts(N_CELLS, N_GENES, seed=3).X, dtype=np.float32)
+    lib = library_size(counts)
+    normalizer = LogNormalizer.median(lib)
+    rng = np.random.default_rng(1)
+    dense = counts.toarray()
+    dropout = sp.csr_matrix(np.where(dense == 0, rng.uniform(0.05, 0.95, dense.shape), 0),
+                            dtype=np.float32)
+    return PreparedData(counts=counts, library_size=lib, normalizer=normalizer,
+                        logcounts=normalizer.transform(counts, lib),
+                        var_names=np.array([f"gene{j}" for j in range(N_GENES)]),
+                        obs_names=np.array([f"cell{i}" for i in range(N_CELLS)]),
+                        dropout_probability=dropout, seed=seed)
+
+
+def _fitted(seed: int = 0, **params) -> tuple[MaskClass, PreparedData]:
+    data = _prepared(seed)
+    return MaskClass(epochs=2, **params).fit(data), data
+
+
+# ----------------------------------------------------------------------------- scaling
+def test_scaler_follows_the_paper_and_round_trips():
+    rng = np.random.default_rng(0)
+    x = np.where(rng.random((300, 8)) < 0.4, 0, rng.gamma(2, 1.5, (300, 8))).astype(np.float32)
+    scaler = GeneScaler.fit(sp.csr_matrix(x))
+    low, high = np.percentile(x.astype(np.float64), [2, 99.5], axis=0)
+    np.testing.assert_allclose(scaler.low, low, rtol=1e-6)
+    np.testing.assert_allclose(scaler.high, high, rtol=1e-6)
+    s = scaler.transform(x)
+    np.testing.assert_allclose(s.min(axis=0), -1, atol=1e-5)
+    np.testing.assert_allclose(s.max(axis=0), 1, atol=1e-5)
+    inside = np.clip(x, scaler.low, scaler.high)
+    np.testing.assert_allclose(scaler.inverse(scaler.transform(inside)), inside, atol=1e-4)
+    # values beyond the percentiles come back winsorised
+    assert np.all(scaler.inverse(s) <= scaler.high + 1e-4)
+
+
+def test_scaler_blocks_torch_and_constant_genes():
+    rng = np.random.default_rng(1)
+    x = rng.gamma(1, 2, (100, 7)).astype(np.float32)
+    x[:, 3] = 0  # constant gene: σ and the range are floored, no NaN
+    whole = GeneScaler.fit(x)
+    blocked = GeneScaler.fit(sp.csr_matrix(x), block_entries=150)  # one gene per block
+    for name in ("low", "high", "mean", "std", "z_min", "z_range"):
+        np.testing.assert_allclose(getattr(blocked, name), getattr(whole, name), rtol=1e-6)
+    s_torch = whole.transform(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(s_torch, whole.transform(x), atol=1e-5)
+    assert np.all(whole.transform(x)[:, 3] == -1)
+    assert whole.zero_point()[3] == -1
+    np.testing.assert_allclose(whole.inverse(whole.transform(x))[:, 3], 0, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- masks
+def test_masks_follow_the_requested_rates():
+    generator = torch.Generator().manual_seed(0)
+    n = 400_000
+    is_zero = (torch.rand(n, generator=generator) < 0.5).float()
+    p_bio = torch.rand(n, generator=generator) * is_zero
+    mask = sample_mask(is_zero, p_bio, p_zero=0.2, p_nonzero=0.3, generator=generator)
+    nonzero_rate = mask[is_zero == 0].mean().item()
+    assert abs(nonzero_rate - 0.3) < 5 * math.sqrt(0.3 * 0.7 / (n / 2))
+    zeros = is_zero == 1
+    expected = (0.2 * p_bio[zeros]).mean().item()
+    assert abs(mask[zeros].mean().item() - expected) < 5 * math.sqrt(expected / (n / 2))
+    # the rate tracks p_bio: zeros with high p_bio are masked more
+    high = zeros & (p_bio > 0.5)
+    low = zeros & (p_bio < 0.5) & (p_bio > 0)
+    assert mask[high].mean() > 2 * mask[low].mean()
+    never = sample_mask(is_zero, torch.zeros(n), p_zero=1.0, p_nonzero=0.0,
+                        generator=generator)
+    assert never.sum() == 0
+
+
+def test_corruption_changes_masked_entries_only():
+    s = torch.tensor([[0.5, -1.0, 0.2, -1.0]])
+    is_zero = torch.tensor([[0.0, 1.0, 0.0, 1.0]])
+    mask = torch.tensor([[1.0, 1.0, 0.0, 0.0]])
+    noise = torch.full_like(s, 0.7)
+    out = corrupt(s, is_zero, mask, noise)
+    # masked non-zero → 0, masked zero → noise, unmasked unchanged
+    assert out.tolist() == [[0.0, pytest.approx(0.7), pytest.approx(0.2), -1.0]]
+
+
+# ----------------------------------------------------------------------------- losses
+def test_masked_loss_sees_masked_entries_only_with_weights():
+    generator = torch.Generator().manual_seed(2)
+    s_hat, s = torch.randn(8, 20, generator=generator), torch.randn(8, 20, generator=generator)
+    is_zero = (torch.rand(8, 20, generator=generator) < 0.5).float()
+    mask = (torch.rand(8, 20, generator=generator) < 0.3).float()
+    loss = masked_loss(s_hat, s, mask, is_zero, zero_weight=2.0, nonzero_weight=1.0)
+    changed = s + (1 - mask) * 100  # only unmasked targets move
+    assert masked_loss(s_hat, changed, mask, is_zero, zero_weight=2.0,
+                       nonzero_weight=1.0) == loss
+    weight = mask * (1 + is_zero)
+    expected = (weight * (s_hat - s) ** 2).sum() / weight.sum()
+    torch.testing.assert_close(loss, expected)
+    moved = s + mask * 1.0  # a masked target moves: the loss must change
+    assert masked_loss(s_hat, moved, mask, is_zero, zero_weight=2.0,
+                       nonzero_weight=1.0) != loss
+    assert masked_loss(s_hat, s, torch.zeros_like(mask), is_zero, zero_weight=2.0,
+                       nonzero_weight=1.0) == 0
+
+
+def test_biozero_loss_ignores_non_zeros():
+    s_hat = torch.tensor([[0.0, 3.0, 1.0]])
+    s_zero = torch.tensor([-1.0, -1.0, -1.0])
+    p_bio = torch.tensor([[0.5, 0.0, 1.5]])  # the middle entry is an observed non-zero
+    expected = (0.5 * 1.0 + 1.5 * 4.0) / 2.0
+    assert biozero_loss(s_hat, s_zero, p_bio).item() == pytest.approx(expected)
+
+
+def test_autoencoder_shape():
+    net = MaskClassAutoencoder(N_GENES)
+    layers = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in layers] == [
+        (N_GENES, 64), (64, 32), (32, 64), (64, N_GENES)]
+    assert sum(isinstance(m, torch.nn.LayerNorm) for m in net.modules()) == 3
+    assert isinstance(net.decoder[-1], torch.nn.Linear)  # linear output
+
+
+# ----------------------------------------------------------------------------- training
+def test_fit_records_history_and_variants():
+    model, data = _fitted()
+    assert len(model.history_["loss"]) == 2
+    assert model.info_["epochs_run"] == 2 and model.info_["gamma"] == 1.0
+    np.testing.assert_allclose(model.history_["loss"],
+                               np.add(model.history_["mask_loss"], model.history_["bio_loss"]),
+                               rtol=1e-5)
+    best, _ = _fitted(variant="best")
+    assert best.info_["gamma"] == 0.0
+    np.testing.assert_allclose(best.history_["loss"], best.history_["mask_loss"])
+    out = model.reconstruct(data)
+    assert out.shape == (N_CELLS, N_GENES) and out.dtype == np.float32
+    assert np.isfinite(out).all()
+
+
+def test_network_space_is_log2_of_the_common_space():
+    data = _prepared()
+    log2 = maskclass_module._log2_expression(data)
+    counts, lib = data.counts.toarray(), data.library_size
+    expected = np.log2(1 + counts * np.median(lib) / lib[:, None])
+    np.testing.assert_allclose(log2.toarray(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_same_seed_same_output_and_streaming_equals_cache(monkeypatch):
+    first, data = _fitted(seed=5)
+    second, _ = _fitted(seed=5)
+    np.testing.assert_array_equal(first.reconstruct(data), second.reconstruct(data))
+    other, _ = _fitted(seed=6)
+    assert not np.array_equal(first.reconstruct(data), other.reconstruct(data))
+    monkeypatch.setattr(maskclass_module, "CACHE_ENTRIES", 0)
+    streamed, _ = _fitted(seed=5)
+    assert not streamed.info_["scaled_matrix_cached"] and first.info_["scaled_matrix_cached"]
+    np.testing.assert_array_equal(streamed.reconstruct(data), first.reconstruct(data))
+
+
+def test_save_load_round_trip(tmp_path):
+    model, data = _fitted()
+    model.save(tmp_path / "model")
+    loaded = MaskClass.load(tmp_path / "model", var_names=data.var_names)
+    np.testing.assert_array_equal(loaded.reconstruct(data), model.reconstruct(data))
+    assert loaded.get_params() == model.get_params()
+    assert loaded.history_ == model.history_
+    with pytest.raises(InputError, match="trained on 60 genes but the data has 59"):
+        MaskClass.load(tmp_path / "model", var_names=data.var_names[:-1])
+    with pytest.raises(InputError, match="already exists and is not empty"):
+        model.save(tmp_path / "model")
+
+
+def test_unfitted_and_mismatched_models_raise(tmp_path):
+    data = _prepared()
+    with pytest.raises(InputError, match="has not been fitted"):
+        MaskClass().reconstruct(data)
+    with pytest.raises(InputError, match="has not been fitted"):
+        MaskClass().save(tmp_path / "m")
+    model, _ = _fitted()
+    data.var_names = data.var_names[::-1]
+    with pytest.raises(InputError, match="differ in name or order"):
+        model.reconstruct(data)
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"epochs": 0}, r"epochs=0 is out of range.*>= 1"),
+    ({"epochs": 2.5}, r"epochs=2.5 must be an integer"),
+    ({"lr": 0.0}, r"lr=0.0 is out of range.*> 0"),
+    ({"batch_size": 0}, r"batch_size=0 is out of range"),
+    ({"variant": "fast"}, r"variant='fast' is not allowed.*'balanced', 'best'"),
+    ({"p_nonzero": 1.5}, r"p_nonzero=1.5 is out of range.*<= 1"),
+    ({"noise_scale": -0.1}, r"noise_scale=-0.1 is out of range"),
+    ({"zero_weight": 0}, r"zero_weight=0 is out of range"),
+])
+def test_bad_parameters_raise(params, message):
+    with pytest.raises(InputError, match=message):
+        MaskClass(**params).check_params()
+    with pytest.raises(InputError, match="maskclass: parameter"):
+        MaskClass(**params).fit(_prepared())
+
+
+# ----------------------------------------------------------------------------- pipeline
+def test_impute_keeps_observed_non_zeros():
+    adata = make_counts(N_CELLS, N_GENES, seed=3)
+    scfill.impute(adata, method="maskclass", seed=0, params={"epochs": 2})
+    observed = LogNormalizer.median(library_size(adata.X)).transform(adata.X,
+                                                                     library_size(adata.X))
+    imputed = adata.layers["imputed"].toarray()
+    nonzero = observed.toarray() > 0
+    np.testing.assert_allclose(imputed[nonzero], observed.toarray()[nonzero], rtol=1e-6)
+    assert (imputed[~nonzero] > 0).mean() > 0.5  # zeros take the reconstruction
+    info = adata.uns["scfill"]
+    assert info["method"] == "maskclass" and info["combine_rule"] == "zeros"
+    assert info["info"]["epochs_run"] == 2
+    again = make_counts(N_CELLS, N_GENES, seed=3)
+    scfill.impute(again, method="maskclass", seed=0, params={"epochs": 2})
+    np.testing.assert_array_equal(again.layers["imputed"].toarray(), imputed)
