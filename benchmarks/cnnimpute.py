@@ -40,7 +40,10 @@ CONFIGS = {
     "magic": ("magic", {}),
     "cnnimpute (flatten, paper)": ("cnnimpute", {"head": "flatten"}),
     "cnnimpute (gap, authors' code)": ("cnnimpute", {"head": "gap"}),
+    "cnnimpute (flatten, per cluster)": ("cnnimpute", {"head": "flatten", "per_cluster": True}),
 }
+#: Configurations run unless ``--configs`` says otherwise.
+DEFAULT_CONFIGS = list(CONFIGS)[:5]
 
 
 def load(dataset: str, data_dir: str, repeat: int, sim_cells: int | None):
@@ -117,7 +120,7 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", required=True)
     parser.add_argument("--data", default="/work/shared/data")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS, choices=list(CONFIGS))
     parser.add_argument("--sim-cells", type=int, default=None,
                         help="cells per simulation (default: the preset's)")
     parser.add_argument("--labels-key", default=None,

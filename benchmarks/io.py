@@ -17,7 +17,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _measure import machine, measure  # noqa: E402
+from _measure import machine, measure
 
 
 def make_file(path: Path, n_cells: int, n_genes: int, density: float) -> int:
@@ -66,7 +66,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "in.h5ad", Path(tmp) / "out.h5ad"
         nnz = make_file(src, args.cells, args.genes, args.density)
-        baseline_s, baseline_mib, _ = measure(_import_only)
+        _, baseline_mib, _ = measure(_import_only)
         seconds, peak_mib, parts = measure(read_validate_write, str(src), str(dst))
         size_mb = src.stat().st_size / 2**20
     dense_mib = args.cells * args.genes * 4 / 2**20
