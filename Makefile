@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q --upgrade pip
 	# torch first, pinned to the CPU wheel, so no dependency pulls the CUDA build
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -c constraints.txt -e ".[dev,cluster]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev,cluster,peers]"
 	touch $(STAMP)
 
 install: $(STAMP)
