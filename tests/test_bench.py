@@ -215,7 +215,7 @@ def test_report_is_written_from_the_grid(tmp_path, dataset):
     ({"repeats": 0}, "parameter repeats=0 is out of range"),
     ({"datasets": ["preset:nope"]}, "unknown simulator preset 'nope'"),
     ({"datasets": ["/no/such/file.h5ad"]}, "dataset not found"),
-    ({"params": {"knn": {"k": 3}}}, "parameters given for method\\(s\\) not in the run: knn"),
+    ({"params": {"knnn": {"k": 3}}}, "parameters given for unknown method\\(s\\): knnn"),
 ])
 def test_bad_settings_are_rejected(tmp_path, dataset, change, message):
     cfg = config(tmp_path, dataset, ["fake-good"])

@@ -35,6 +35,7 @@ from scfill._logging import logger
 from scfill.bench.datasets import DatasetSource, prepare_dataset, resolve_datasets
 from scfill.bench.isolate import Outcome, run_isolated
 from scfill.errors import InputError
+from scfill.methods.base import registered
 
 #: The job run for each grid cell, as ``module:function``.
 EVALUATE_JOB = "scfill.bench.runner:evaluate_job"
@@ -196,11 +197,12 @@ def _check_config(config: BenchmarkConfig) -> tuple[list[str], list[DatasetSourc
         raise InputError("the benchmark needs at least one method, dataset and protocol.",
                          fix="give --methods, --datasets and --protocols.")
     methods = expand_methods(config.methods)
-    unknown = sorted(set(config.params) - set(methods))
+    # parameters of other registered methods are allowed, so that a grid split into streams
+    # of methods (each its own process) shares one set of settings
+    unknown = sorted(set(config.params) - set(registered()))
     if unknown:
-        raise InputError(f"parameters given for method(s) not in the run: "
-                         f"{', '.join(unknown)}.", fix="use METHOD.KEY=VALUE for a method "
-                         "in --methods.")
+        raise InputError(f"parameters given for unknown method(s): {', '.join(unknown)}.",
+                         fix="use METHOD.KEY=VALUE with a method from `scfill methods`.")
     protocols = [str(parse_protocol(p)) for p in config.protocols]
     return methods, resolve_datasets(config.datasets), protocols
 
