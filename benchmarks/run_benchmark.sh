@@ -4,14 +4,16 @@
 #
 # Sized for our 2-core CPU without GPU: datasets subsampled to 1,000 random cells and their
 # 1,000 most variable genes (presets simulated at 1,000 cells), one repeat, one thread per
-# run, scVI trained for 100 epochs (scvi-tools' default at 1,000 cells would be 400), a
-# 30-minute limit per run. The grid is split over parallel streams of methods (METHODS=...),
+# run, scVI trained for 100 epochs (scvi-tools' default at 1,000 cells would be 400),
+# cnnImpute capped at 30 epochs per model (paper: at most 150 with early stopping, patience
+# 5; benchmarks/results/cnnimpute*.md measure the cap's cost), a 30-minute limit per run. The grid is split over parallel streams of methods (METHODS=...),
 # each writing its own records into the same folder; `--report-only` with every method
 # then writes the combined report. Re-running resumes: finished runs are skipped.
 #
 #   METHODS=none,knn,alra,magic benchmarks/run_benchmark.sh &
-#   METHODS=scvi,cnnimpute       benchmarks/run_benchmark.sh &
-#   METHODS=maskclass            benchmarks/run_benchmark.sh
+#   METHODS=scvi                 benchmarks/run_benchmark.sh &
+#   METHODS=maskclass            benchmarks/run_benchmark.sh &
+#   METHODS=cnnimpute            benchmarks/run_benchmark.sh
 #   benchmarks/run_benchmark.sh --report-only
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +27,6 @@ export OMP_NUM_THREADS=1
   --datasets "$PRESETS,$DATA" \
   --protocols truth,mask-nonzero:0.1 --repeats 1 \
   --max-cells 1000 --max-genes 1000 --threads 1 --timeout 1800 \
-  --param scvi.epochs=100 \
+  --param scvi.epochs=100 --param cnnimpute.epochs=30 \
   --umap-dataset cellbench_sc_10x_3cl_subset \
   --out "$OUT" "$@"

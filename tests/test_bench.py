@@ -141,6 +141,18 @@ def test_changed_settings_need_force(tmp_path, dataset):
         runner.run_grid(cfg)
 
 
+def test_streams_of_methods_share_a_folder_but_not_changed_parameters(tmp_path, dataset):
+    first = config(tmp_path, dataset, ["fake-good"], params={"fake-good": {"k": 1}})
+    runner.run_grid(first)
+    second = config(tmp_path, dataset, ["none"], params={"none": {}})
+    runner.run_grid(second)  # another method's stream adds its parameters
+    settings = json.loads((first.out / "settings.json").read_text())
+    assert settings["params"] == {"fake-good": {"k": 1}, "none": {}}
+    first.params = {"fake-good": {"k": 2}}
+    with pytest.raises(InputError, match=r"other settings \(params of fake-good\)"):
+        runner.run_grid(first)
+
+
 def test_a_crash_or_an_exception_or_a_hang_does_not_stop_the_grid(tmp_path, dataset):
     cfg = config(tmp_path, dataset, ["fake-raise", "fake-exit", "fake-sleep", "fake-good"],
                  timeout_s=5.0)

@@ -15,6 +15,7 @@ from scfill.methods._coexpression import (
     SubsetLayout,
     correlation_block,
     input_layout,
+    split_size,
     target_and_pool,
     top_correlated,
 )
@@ -101,6 +102,21 @@ def test_target_and_pool_follow_the_paper_rules():
     targets, pool = target_and_pool(missing, expressed, 0.5)
     np.testing.assert_array_equal(targets, [1, 2])
     np.testing.assert_array_equal(pool, [0, 1])
+
+
+def test_split_size_halves_targets_that_fit_in_one_subset():
+    assert split_size(1000, 512, 2) == 512  # paper: subsets of N
+    assert split_size(173, 512, 2) == 87  # one subset would leave no inputs: two halves
+    assert split_size(3, 512, 2) == 2  # never below the network's minimum
+
+
+def test_a_small_panel_still_gets_inputs():
+    data = _prepared(n_genes=30)
+    model = CnnImpute(subset_size=512, epochs=1, batch_size=16).fit(data)
+    group = model.info_["groups"][0]
+    assert group["subset_size"] == -(-group["targets"] // 2)
+    assert len(group["models"]) == 2
+    assert all(m["unique_inputs"] > 0 for m in group["models"])
 
 
 # -- loss, padding, network --------------------------------------------------------------

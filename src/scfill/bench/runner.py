@@ -208,16 +208,24 @@ def _check_config(config: BenchmarkConfig) -> tuple[list[str], list[DatasetSourc
 
 
 def _check_settings(config: BenchmarkConfig) -> None:
-    """Refuse to mix records made under other settings into this run (unless forced)."""
+    """Refuse to mix records made under other settings into this run (unless forced).
+
+    Method parameters are compared per method: a stream of other methods may add its own
+    parameters to the run folder, but a method's parameters cannot change under it.
+    """
     path = config.out / "settings.json"
     current = config.settings()
     if path.exists() and not config.force:
         previous = json.loads(path.read_text())
-        if previous != current:
-            changed = sorted(k for k in current if previous.get(k) != current[k])
+        changed = sorted(k for k in current if k != "params" and previous.get(k) != current[k])
+        shared = set(previous.get("params", {})) & set(current["params"])
+        changed += [f"params of {m}" for m in sorted(shared)
+                    if previous["params"][m] != current["params"][m]]
+        if changed:
             raise InputError(f"the run folder holds results made with other settings "
                              f"({', '.join(changed)}).", fix="use another --out, the same "
                              "settings, or --force to redo every run.", source=str(config.out))
+        current["params"] = {**previous.get("params", {}), **current["params"]}
     config.out.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(current, indent=1))
 

@@ -19,6 +19,8 @@ FILTERS, KERNEL, POOL = 16, 3, 2
 #: Width of the hidden dense layer (paper, Methods).
 HIDDEN = 1024
 HEADS = ("flatten", "gap")
+#: Shortest input both heads accept: conv → pool → conv → pool leaves one position.
+MIN_INPUTS = 10
 
 
 def flat_length(n_inputs: int) -> int:

@@ -4,7 +4,8 @@ Paper (Zhang et al. 2024, Methods, "CNN-based model construction"):
 
 - a *target* gene has at least one missing entry (dropout probability > T);
 - the *input pool* holds genes missing in at most P % of cells;
-- targets are split, in their given order, into subsets of N genes;
+- targets are split, in their given order, into subsets of N genes (two halves when they
+  all fit in one: :func:`split_size`);
 - each target takes the 5 pool genes outside its subset with the highest Pearson
   correlation to it; a subset's inputs are these genes target by target, duplicates removed.
 
@@ -161,6 +162,21 @@ def input_layout(top: np.ndarray, n_slots: int) -> np.ndarray:
     out = np.full(n_slots, PAD, dtype=np.int64)
     out[:genes.size] = genes
     return out
+
+
+def split_size(n_targets: int, subset_size: int, min_size: int) -> int:
+    """Targets per subset: ``subset_size`` (paper: 512), or half the targets when they all
+    fit in one subset.
+
+    With a single subset every pool gene that is also a target is excluded from the inputs
+    (paper: inputs lie outside the target's subset), and when most genes are targets — any
+    panel of fewer than ~512 genes — nothing is left: the model would see only padding.
+    Splitting into two subsets lets each half take its inputs from the other. ``min_size``
+    keeps the input long enough for the network.
+    """
+    if n_targets > subset_size:
+        return subset_size
+    return min(subset_size, max(-(-n_targets // 2), min_size))
 
 
 def subset_layouts(

@@ -31,8 +31,14 @@ from tqdm.auto import tqdm
 
 from scfill._logging import logger, progress_enabled
 from scfill.errors import InputError
-from scfill.methods._cnnimpute_module import HEADS, CoexpressionCNN, flat_length, masked_mse
-from scfill.methods._coexpression import PAD, SubsetLayout, subset_layouts, target_and_pool
+from scfill.methods._cnnimpute_module import HEADS, MIN_INPUTS, CoexpressionCNN, masked_mse
+from scfill.methods._coexpression import (
+    PAD,
+    SubsetLayout,
+    split_size,
+    subset_layouts,
+    target_and_pool,
+)
 from scfill.methods.base import Method, PreparedData, register
 from scfill.methods.params import check_choice, check_number
 from scfill.nn.data import batch_indices, dense_rows
@@ -96,6 +102,10 @@ class CnnImpute(Method):
     - cnnImpute is transductive (the paper trains on the data it imputes): :meth:`fit`
       predicts the missing entries right after training each subset model and keeps those
       predictions, not the weights (one 10M-parameter model per 512 targets).
+    - When all targets fit in one subset (fewer than ~N genes), they are split in two
+      halves: with one subset every target is excluded from the inputs and a small panel
+      is left with none (measured: 0 inputs for all 173 targets of pbmc68k; see
+      :func:`~scfill.methods._coexpression.split_size`).
     - Training steps on a single cell are skipped (BatchNorm needs two samples); each epoch
       reshuffles, so no cell is left out for good.
     """
@@ -160,11 +170,11 @@ class CnnImpute(Method):
         check_number("validation_fraction", self.validation_fraction, low=0, high=0.5,
                      low_open=True, method=name)
         n_inputs = self.subset_size * self.inputs_per_target
-        if flat_length(n_inputs) < 1:
+        if n_inputs < MIN_INPUTS:
             raise InputError(
                 f"{name}: subset_size × inputs_per_target = {n_inputs} inputs is too short "
                 "for two convolutions and two poolings.",
-                fix="use subset_size × inputs_per_target >= 10 (paper: 512 × 5).")
+                fix=f"use subset_size × inputs_per_target >= {MIN_INPUTS} (paper: 512 × 5).")
 
     def dropout_threshold(self) -> float:
         """T: zeros with a dropout probability above it are imputed."""
@@ -240,7 +250,9 @@ class CnnImpute(Method):
         """
         expressed = counts.getnnz(axis=0) > 0
         targets, pool = target_and_pool(missing, expressed, self.pool_fraction)
-        n_subsets = math.ceil(targets.size / self.subset_size)
+        size = split_size(targets.size, self.subset_size,
+                          math.ceil(MIN_INPUTS / self.inputs_per_target))
+        n_subsets = math.ceil(targets.size / size)
         logger.info("cnnimpute [%s]: %d target genes in %d subsets, %d pool genes", group,
                     targets.size, n_subsets, pool.size)
         if targets.size and not pool.size:
@@ -248,7 +260,7 @@ class CnnImpute(Method):
                            "models have no inputs; raise pool_fraction", group,
                            self.pool_fraction)
         rows, cols, preds, models = [], [], [], []
-        layouts = subset_layouts(values, targets, pool, subset_size=self.subset_size,
+        layouts = subset_layouts(values, targets, pool, subset_size=size,
                                  inputs_per_target=self.inputs_per_target)
         bar = tqdm(layouts, total=n_subsets, desc=f"cnnimpute [{group}]", unit="subset",
                    disable=not progress_enabled())
@@ -264,7 +276,8 @@ class CnnImpute(Method):
                            "unique_inputs": int(np.count_nonzero(layout.inputs != PAD)),
                            "epochs": len(history.train_loss), "best_epoch": history.best_epoch,
                            "best_val_loss": min(history.val_loss, default=None)})
-        summary = {"targets": int(targets.size), "pool": int(pool.size), "models": models}
+        summary = {"targets": int(targets.size), "pool": int(pool.size), "subset_size": size,
+                   "models": models}
         if not models:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32), summary
         return np.concatenate(rows), np.concatenate(cols), np.concatenate(preds), summary
