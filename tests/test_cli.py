@@ -38,8 +38,9 @@ def test_impute_end_to_end(tmp_path, h5ad_input, capsys):
 
 def test_impute_same_seed_identical_files(tmp_path, h5ad_input):
     outputs = []
-    for name in ("a.h5ad", "b.h5ad"):
-        assert main(["-q", "impute", str(h5ad_input), "-o", str(tmp_path / name)]) == 0
+    for name in ("a.h5ad", "b.h5ad"):  # the default method (a neural net), shortened
+        assert main(["-q", "impute", str(h5ad_input), "-o", str(tmp_path / name),
+                     "--param", "epochs=3"]) == 0
         outputs.append(ad.read_h5ad(tmp_path / name).layers["imputed"].toarray())
     np.testing.assert_array_equal(*outputs)
 
@@ -48,7 +49,7 @@ def test_csv_in_csv_out(tmp_path, counts_adata):
     path = tmp_path / "counts.csv"
     counts_adata.to_df().T.to_csv(path)
     out = tmp_path / "imputed.csv"
-    assert main(["-q", "impute", str(path), "-o", str(out)]) == 0
+    assert main(["-q", "impute", str(path), "-o", str(out), "--method", "knn"]) == 0
     assert scfill.read(out).shape == counts_adata.shape  # genes x cells, as given
 
 
@@ -58,7 +59,8 @@ def test_existing_output_needs_force(tmp_path, h5ad_input, capsys):
     assert main(["-q", "impute", str(h5ad_input), "-o", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err
     assert out.read_text() == "keep me"
-    assert main(["-q", "impute", str(h5ad_input), "-o", str(out), "--force"]) == 0
+    assert main(["-q", "impute", str(h5ad_input), "-o", str(out), "--force",
+                 "--method", "knn"]) == 0
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -66,7 +68,8 @@ def test_existing_output_needs_force(tmp_path, h5ad_input, capsys):
     (["impute", "{input}", "-o", "x.h5ad", "--method", "nope"], "unknown method 'nope'"),
     (["impute", "{input}", "-o", "x.h5ad", "--param", "k"], "not of the form key=value"),
     (["impute", "{input}", "-o", "x.h5ad", "--param", "kk=3"], "has no parameter 'kk'"),
-    (["impute", "{input}", "-o", "x.h5ad", "--param", "k=-1"], "out of range"),
+    (["impute", "{input}", "-o", "x.h5ad", "--method", "knn", "--param", "k=-1"],
+     "out of range"),
     (["impute", "{input}", "-o", "x.h5ad", "--labels-key", "nope"], "label column 'nope'"),
     (["impute", "{input}", "-o", "x.h5ad", "--layer", "nope"], "layer 'nope' not found"),
 ])
@@ -83,3 +86,14 @@ def test_methods_lists_knn(capsys):
     assert main(["methods", "-v"]) == 0
     out = capsys.readouterr().out
     assert "knn" in out and "k=10" in out and "none" in out
+
+
+def test_demo_writes_report_figure_and_data(tmp_path):
+    out = tmp_path / "demo"
+    assert main(["-q", "demo", "--out", str(out), "--cells", "200", "--genes", "80",
+                 "--method", "knn"]) == 0
+    report = (out / "report.md").read_text()
+    assert "| knn" in report and "MSE / no imputation" in report
+    assert (out / "dropout_recovery.png").stat().st_size > 0
+    assert "imputed" in ad.read_h5ad(out / "imputed.h5ad").layers
+    assert main(["-q", "demo", "--out", str(out)]) == 2  # an existing folder needs --force

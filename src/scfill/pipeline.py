@@ -23,7 +23,7 @@ from scfill.preprocess import COMMON_SPACE, LogNormalizer, highly_variable, libr
 from scfill.validate import validate_counts, validate_labels, validate_size
 
 #: The method used when none is named (``scfill impute``, ``scfill demo``).
-DEFAULT_METHOD = "knn"
+DEFAULT_METHOD = "maskclass"
 
 
 def impute(
