@@ -196,6 +196,17 @@ def test_save_load_round_trip(tmp_path):
         MaskClass.load(tmp_path / "model", var_names=data.var_names[:-1])
     with pytest.raises(InputError, match="already exists and is not empty"):
         model.save(tmp_path / "model")
+    config = tmp_path / "model" / "config.json"
+    config.write_text(config.read_text().replace('"maskclass"', '"knn"'))
+    with pytest.raises(InputError, match="holds a 'knn' model, not 'maskclass'"):
+        MaskClass.load(tmp_path / "model")
+
+
+def test_fit_computes_biozero_probabilities_when_not_given():
+    data = _prepared()
+    data.dropout_probability = None
+    model = MaskClass(epochs=1).fit(data)
+    assert np.isfinite(model.history_["bio_loss"]).all()
 
 
 def test_unfitted_and_mismatched_models_raise(tmp_path):
