@@ -19,17 +19,25 @@ def _child(func: Callable[..., Any], args: tuple, queue) -> None:
     queue.put((seconds, peak_kib / 1024, result))
 
 
-def measure(func: Callable[..., Any], *args: Any) -> tuple[float, float, Any]:
+def measure(func: Callable[..., Any], *args: Any,
+            timeout_s: float | None = None) -> tuple[float, float, Any]:
     """Run ``func(*args)`` in a fresh process; return (seconds, peak RSS MiB, result).
 
     The peak covers the whole child process (interpreter and imports included), so it is
-    an upper bound on what the function itself needs.
+    an upper bound on what the function itself needs. Past ``timeout_s`` the child is
+    killed and ``TimeoutError`` raised.
     """
+    import queue as queue_module
+
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     process = ctx.Process(target=_child, args=(func, args, queue))
     process.start()
-    seconds, peak, result = queue.get()
+    try:
+        seconds, peak, result = queue.get(timeout=timeout_s)
+    except queue_module.Empty:
+        process.kill()
+        raise TimeoutError(f"{getattr(func, '__name__', func)} ran past {timeout_s} s") from None
     process.join()
     return seconds, peak, result
 

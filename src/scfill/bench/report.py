@@ -144,6 +144,10 @@ def _status_section(runs: pd.DataFrame) -> list[str]:
     lines = ["## Runs", "", ", ".join(f"{n} {s}" for s, n in counts.items()) + ".", ""]
     problems = runs[runs["status"] != "ok"]
     if not problems.empty:
+        # one row per kind of problem: a message naming its dataset is grouped with the rest
+        problems = problems.assign(message=[str(m).replace(str(d), "the dataset") for m, d
+                                            in zip(problems["message"], problems["dataset"],
+                                                   strict=True)])
         grouped = (problems.groupby(["method", "status", "message"], dropna=False)
                    .agg(n=("dataset", "size"), datasets=("dataset", lambda d: sorted(set(d))))
                    .reset_index())

@@ -271,8 +271,8 @@ def _not_applicable(job: Job, path: Path) -> Outcome | None:
         has_truth = TRUE_COUNTS in handle.get("layers", {})
     if has_truth:
         return None
-    return Outcome("skipped", f"protocol 'truth' needs layers[{TRUE_COUNTS!r}]; "
-                   f"{job.dataset} is not a simulation.")
+    return Outcome("skipped", f"protocol 'truth' needs layers[{TRUE_COUNTS!r}]; the dataset "
+                   "is not a simulation.")
 
 
 def _run_one(config: BenchmarkConfig, target: str, kwargs: dict[str, Any], method: str,
