@@ -8,9 +8,9 @@
 To stay feasible on a shared 2-core machine, presets are simulated at ``--cells`` cells
 (the MaskClass and cnnImpute presets use 5,000 and 2,000; scGACL's 500 are kept) and
 ``--genes`` genes at most; real datasets are subsampled to ``--cells`` random cells
-(seed 0) and their ``--genes`` most variable genes (scanpy's Seurat flavour on the
-log-normalised counts of those cells, via ``scfill.preprocess.highly_variable``), after
-removing all-zero genes. Writes ``evaluate_baselines.csv`` (tidy rows) and
+(seed 0) and their ``--genes`` most variable genes, as the benchmark runner does
+(``scfill.bench.datasets.subsample``: all-zero genes, and cells left without counts, are
+removed). Writes ``evaluate_baselines.csv`` (tidy rows) and
 ``evaluate_baselines.md`` (means ± sd over repeats, knn / none ratios) to ``--out``.
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/evaluate_baselines.py
@@ -27,12 +27,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 import scfill
+from scfill.bench.datasets import subsample
 from scfill.errors import InputError
 from scfill.evaluate import evaluate_method, summarize
-from scfill.preprocess import LogNormalizer, highly_variable, library_size, nonempty
 
 DATA = Path("/work/shared/data")
 PRESETS = {  # preset → genes (None: --genes cap); cells are min(--cells, preset's)
@@ -48,22 +47,6 @@ TRUTH_METRICS = ("mse", "dropout_mse", "biozero_mse", "pearson", "dropout_f1",
 MASK_METRICS = ("mse", "pearson", "cosine", "js_distance")
 
 
-def subsample(adata, n_cells: int, n_genes: int, seed: int = 0):
-    """Random ``n_cells`` cells, then the ``n_genes`` most variable non-empty genes."""
-    rng = np.random.default_rng(seed)
-    if adata.n_obs > n_cells:
-        adata = adata[np.sort(rng.choice(adata.n_obs, n_cells, replace=False))].copy()
-    counts = sp.csr_matrix(adata.X, dtype=np.float32)
-    _, genes = nonempty(counts)
-    adata = adata[:, genes].copy()
-    if adata.n_vars > n_genes:
-        counts = sp.csr_matrix(adata.X, dtype=np.float32)
-        lib = library_size(counts)
-        logs = LogNormalizer.median(lib[lib > 0]).transform(counts, np.where(lib > 0, lib, 1))
-        adata = adata[:, highly_variable(logs, n_genes)].copy()
-    return adata
-
-
 def datasets(n_cells: int, n_genes: int):
     """(name, AnnData, protocols) for every preset and real dataset."""
     for preset in PRESETS:
@@ -73,7 +56,7 @@ def datasets(n_cells: int, n_genes: int):
     for path in sorted(DATA.glob("*.h5ad")):
         adata = scfill.read(path)
         shape = adata.shape
-        adata = subsample(adata, n_cells, n_genes)
+        adata = subsample(adata, max_cells=n_cells, max_genes=n_genes)
         yield f"{path.stem} ({shape[0]}x{shape[1]} -> {adata.n_obs}x{adata.n_vars})", \
             adata, MASKS
 
