@@ -109,10 +109,12 @@ def impute(
         logger.info("setting aside %d all-zero cells and %d all-zero genes (returned unchanged)",
                     int((~cells).sum()), int((~genes).sum()))
     normalizer = LogNormalizer.median(lib_all[cells])
+    # all-zero cells (library size 0) stay all zero in every space
+    safe_lib = np.where(cells, lib_all, 1.0)
+    observed_all = normalizer.transform(counts_all, safe_lib)
     if n_top_genes is not None:
         genes_idx = np.flatnonzero(genes)
-        logs = normalizer.transform(counts_all[cells][:, genes_idx], lib_all[cells])
-        keep = highly_variable(logs, n_top_genes)
+        keep = highly_variable(observed_all[cells][:, genes_idx], n_top_genes)
         genes = np.zeros_like(genes)
         genes[genes_idx[keep]] = True
     validate_size(int(cells.sum()), int(genes.sum()), min_cells=model.min_cells,
@@ -124,7 +126,7 @@ def impute(
         counts=counts,
         library_size=lib_all[cells],
         normalizer=normalizer,
-        logcounts=normalizer.transform(counts, lib_all[cells]),
+        logcounts=observed_all[cells][:, genes],
         var_names=np.asarray(adata.var_names[genes]),
         obs_names=np.asarray(adata.obs_names[cells]),
         device=resolve_device(device),
@@ -141,16 +143,14 @@ def impute(
                       dropout_probability=data.dropout_probability,
                       threshold=model.dropout_threshold())
 
-    observed_all = normalizer.transform(counts_all, lib_all) if cells.all() else \
-        _normalise_with_empty_cells(counts_all, lib_all, cells, normalizer)
     adata.layers[key_added] = _embed(imputed, observed_all, cells, genes)
     if data.dropout_probability is not None:
         empty = sp.csr_matrix(counts_all.shape, dtype=np.float32)
         adata.layers["dropout_probability"] = _embed(data.dropout_probability, empty, cells,
                                                      genes)
     if counts_layer:
-        adata.layers[f"{key_added}_counts"] = _counts_back(adata.layers[key_added], lib_all,
-                                                            normalizer)
+        adata.layers[f"{key_added}_counts"] = normalizer.inverse(adata.layers[key_added],
+                                                                 safe_lib)
     adata.uns["scfill"] = {
         "method": model.name,
         "params": _jsonable(model.get_params()),
@@ -229,13 +229,6 @@ def _assign_dropout(data: PreparedData, model: Method) -> dict:
     return _jsonable(result.summary)
 
 
-def _normalise_with_empty_cells(counts: sp.csr_matrix, lib: np.ndarray, cells: np.ndarray,
-                                normalizer: LogNormalizer) -> sp.csr_matrix:
-    """Normalise; all-zero cells (library size 0) stay all zero."""
-    safe = np.where(cells, lib, 1.0)
-    return normalizer.transform(counts, safe)
-
-
 def _embed(block: sp.csr_matrix, full: sp.csr_matrix, cells: np.ndarray,
            genes: np.ndarray) -> sp.csr_matrix:
     """``full`` with its ``cells`` × ``genes`` submatrix replaced by ``block``."""
@@ -249,11 +242,6 @@ def _embed(block: sp.csr_matrix, full: sp.csr_matrix, cells: np.ndarray,
     other_cells = np.flatnonzero(~cells)
     stacked = sp.vstack([rows, full[other_cells]], format="csr")
     return stacked[np.argsort(np.concatenate([cell_idx, other_cells]), kind="stable")]
-
-
-def _counts_back(values: sp.csr_matrix, lib: np.ndarray, normalizer: LogNormalizer):
-    safe = np.where(lib > 0, lib, 1.0)
-    return normalizer.inverse(values, safe)
 
 
 def _jsonable(value: Any) -> Any:
