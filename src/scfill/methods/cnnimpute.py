@@ -71,7 +71,10 @@ class CnnImpute(Method):
         N: target genes per model (paper: 512); the input length is
         ``subset_size · inputs_per_target`` (paper: 2560).
     head
-        ``"flatten"`` (paper) or ``"gap"``: the authors' code's global average pool.
+        ``"flatten"`` (paper) or ``"gap"``: the authors' code's global average pool. Under
+        the paper's masking protocol (14 datasets × 5 seeds,
+        ``benchmarks/results/cnnimpute.md``) gap's MSE was higher on every dataset (median
+        1.9 × flatten's) at 0.37 × the time, so the paper's head is the default.
     space
         ``"cpm"``: ln(CPM + 1) (paper); ``"log1p_counts"``: ln(count + 1) (authors' code).
     per_cluster
@@ -109,8 +112,8 @@ class CnnImpute(Method):
     - Training steps on a single cell are skipped (BatchNorm needs two samples); each epoch
       reshuffles, so no cell is left out for good.
     - Adam runs fused (the same update in one kernel): a training step of the paper's
-      network (2560 inputs, batch 32, one CPU thread) took 72 ms instead of 112 ms, the
-      optimiser's part 5 ms instead of 48 ms.
+      network (2560 inputs, batch 32, one CPU thread) takes 76 ms instead of 128 ms, the
+      optimiser's part 8 ms instead of 55 ms (``benchmarks/results/cnnimpute_step.md``).
     """
 
     name = "cnnimpute"
