@@ -178,8 +178,7 @@ def expand(datasets: list[str], data_dir: str) -> list[str]:
 
 def summarise(results: pd.DataFrame) -> pd.DataFrame:
     """One row per dataset × configuration: mean ± sd of the scores, cost, ratio to none."""
-    ok = results[results["metric"].notna()]
-    wide = ok.pivot_table(index=["dataset", "config", "repeat"], columns="metric",
+    wide = results.pivot_table(index=["dataset", "config", "repeat"], columns="metric",
                           values="value").reset_index()
     for column in ("model_epochs_mean", "model_epochs_max", "models"):
         if column not in wide:
@@ -189,7 +188,7 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
         pearson_sd=("pearson", "std"), seconds=("runtime_s", "mean"), runs=("repeat", "count"),
         models=("models", "mean"), epochs=("model_epochs_mean", "mean"),
         epochs_max=("model_epochs_max", "max")).reset_index()
-    peaks = ok.groupby(["dataset", "config"])["peak_mib"].max().rename("peak_mib")
+    peaks = results.groupby(["dataset", "config"])["peak_mib"].max().rename("peak_mib")
     stats = stats.merge(peaks.reset_index(), on=["dataset", "config"])
     floor = stats[stats.config == "none"].set_index("dataset")["mse"]
     stats["mse_vs_none"] = stats["mse"] / stats["dataset"].map(floor)

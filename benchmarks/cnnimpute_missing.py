@@ -52,9 +52,10 @@ def missing_shares(adata, repeat: int) -> dict[str, float]:
     missing = sp.csr_matrix(shown.layers["dropout_probability"] > threshold, dtype=np.float32)
     hidden = sp.csr_matrix(degraded.hidden, dtype=np.float32)
     reference, _ = reference_space(degraded.reference)
-    left = hidden - hidden.multiply(missing)
+    imputed = hidden.multiply(missing)
+    left = hidden - imputed
     n_zeros = np.prod(shown.shape) - degraded.counts.nnz
-    return {"hidden_missing": hidden.multiply(missing).nnz / hidden.nnz,
+    return {"hidden_missing": imputed.nnz / hidden.nnz,
             "zeros_missing": missing.nnz / n_zeros,
             "mse_floor": float(reference.multiply(left).power(2).sum()) / hidden.nnz}
 
