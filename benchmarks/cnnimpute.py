@@ -91,7 +91,7 @@ def run_config(dataset: str, data_dir: str, method: str, params: dict, repeats: 
     """
     import torch
 
-    import scfill.methods.cnnimpute as cnnimpute
+    import scfill.methods.cnnimpute.model as cnnimpute
     from scfill.evaluate import evaluate_method
 
     torch.set_num_threads(threads)

@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _measure import machine
-from scfill.methods._cnnimpute_module import CoexpressionCNN, masked_mse
+from scfill.methods.cnnimpute.module import CoexpressionCNN, masked_mse
 
 
 def time_steps(fused: bool, steps: int, warmup: int = 5) -> dict[str, float]:

@@ -8,8 +8,8 @@ import scipy.sparse as sp
 from sklearn.utils.extmath import randomized_svd
 
 import scfill
-from scfill.bench.alra import ALRA, alra, choose_rank
 from scfill.errors import InputError
+from scfill.external.alra import ALRA, alra, choose_rank
 
 
 def low_rank_counts(n_cells: int = 300, n_genes: int = 150, rank: int = 4, seed: int = 0):

@@ -18,9 +18,9 @@ from bench_fakes import calls
 from conftest import make_counts
 from scfill.bench import runner
 from scfill.bench.isolate import run_isolated
-from scfill.bench.peers import Peer
 from scfill.bench.report import metric_table, summarize
 from scfill.errors import InputError
+from scfill.external.peers import Peer
 from scfill.methods.base import _REGISTRY, Method, PreparedData
 
 FAKE_JOB = "bench_fakes:fake_job"

@@ -9,8 +9,8 @@ import torch
 
 import scfill
 from scfill.errors import InputError
-from scfill.methods._cnnimpute_module import CoexpressionCNN, flat_length, masked_mse
-from scfill.methods._coexpression import (
+from scfill.methods.base import PreparedData
+from scfill.methods.cnnimpute.coexpression import (
     PAD,
     SubsetLayout,
     correlation_block,
@@ -19,8 +19,8 @@ from scfill.methods._coexpression import (
     target_and_pool,
     top_correlated,
 )
-from scfill.methods.base import PreparedData
-from scfill.methods.cnnimpute import CnnImpute, subset_batch, subset_matrices
+from scfill.methods.cnnimpute.model import CnnImpute, subset_batch, subset_matrices
+from scfill.methods.cnnimpute.module import CoexpressionCNN, flat_length, masked_mse
 from scfill.preprocess import LogNormalizer, library_size
 
 #: Parameters that keep a fit to a fraction of a second (tiny subsets, one epoch).

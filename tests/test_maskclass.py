@@ -12,17 +12,17 @@ import torch
 import scfill
 from conftest import make_counts
 from scfill.errors import InputError
-from scfill.methods import maskclass as maskclass_module
-from scfill.methods._maskclass_module import (
+from scfill.methods.base import PreparedData
+from scfill.methods.maskclass import MaskClass
+from scfill.methods.maskclass import model as maskclass_module
+from scfill.methods.maskclass.module import (
     MaskClassAutoencoder,
     biozero_loss,
     corrupt,
     masked_loss,
     sample_mask,
 )
-from scfill.methods._maskclass_scaler import GeneScaler
-from scfill.methods.base import PreparedData
-from scfill.methods.maskclass import MaskClass
+from scfill.methods.maskclass.scaler import GeneScaler
 from scfill.preprocess import LogNormalizer, library_size
 
 N_CELLS, N_GENES = 200, 60

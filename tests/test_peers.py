@@ -6,23 +6,24 @@ import numpy as np
 import pytest
 
 import scfill
-from scfill.bench.peers import MAGIC, SCVI, PeerNotInstalled, missing_package
-from scfill.errors import InputError
+from scfill.errors import InputError, MissingDependency
+from scfill.external.peers import MAGIC, PEERS_EXTRA, SCVI
+from scfill.utils import missing_package
 
 
 def test_missing_package_gives_the_install_hint():
     assert missing_package("numpy", "numpy") is None
-    hint = missing_package("scfill_no_such_module", "nothing==1.0")
+    hint = missing_package("scfill_no_such_module", "nothing==1.0", extra=PEERS_EXTRA)
     assert "pip install 'scfill[peers]'" in hint
     assert "nothing==1.0" in hint
 
 
 def test_missing_peer_raises_an_input_and_import_error(monkeypatch, counts_adata):
     monkeypatch.setattr(MAGIC, "module", "scfill_no_such_module")
-    with pytest.raises(PeerNotInstalled, match=r"method 'magic' needs magic-impute==3\.0\.0"):
+    with pytest.raises(MissingDependency, match=r"method 'magic' needs magic-impute==3\.0\.0"):
         scfill.impute(counts_adata, method="magic", copy=True)
-    assert issubclass(PeerNotInstalled, InputError)
-    assert issubclass(PeerNotInstalled, ImportError)
+    assert issubclass(MissingDependency, InputError)
+    assert issubclass(MissingDependency, ImportError)
 
 
 @pytest.mark.parametrize(("cls", "params", "message"), [

@@ -50,7 +50,7 @@ def _add_impute_parser(sub) -> None:
 
 def _run_impute(args: argparse.Namespace) -> int:
     import scfill
-    from scfill.methods.params import parse_param_strings
+    from scfill.utils import parse_param_strings
 
     output = Path(args.output)
     if output.exists() and not args.force:
@@ -120,7 +120,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         summarize,
     )
     from scfill.io import atomic_path
-    from scfill.methods.params import parse_param_strings
+    from scfill.utils import parse_param_strings
 
     output = Path(args.output)
     if output.exists() and not args.force:
@@ -252,7 +252,7 @@ def _run_benchmark(args: argparse.Namespace) -> int:
 
     import scfill
     from scfill.bench.runner import BenchmarkConfig, run_benchmark
-    from scfill.methods.params import parse_param_strings
+    from scfill.utils import parse_param_strings
 
     def split(text: str) -> list[str]:
         return [item.strip() for item in text.split(",") if item.strip()]

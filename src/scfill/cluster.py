@@ -27,7 +27,7 @@ from sklearn.neighbors import KernelDensity
 
 from scfill._logging import logger, timed
 from scfill.errors import InputError
-from scfill.methods.params import check_choice, check_number
+from scfill.utils import check_choice, check_number
 
 METHODS = ("kmeans", "tsne_density_peaks")
 #: Candidate numbers of clusters (scGACL/AutoClass elbow search; ADPclust ``nclust = 2:10``).

@@ -34,5 +34,9 @@ class InputError(ScfillError, ValueError):
         super().__init__(f"{where}{problem}{hint}")
 
 
+class MissingDependency(InputError, ImportError):
+    """An optional package is not installed; the message gives the install command."""
+
+
 class TrainingError(ScfillError, RuntimeError):
     """Training could not go on (for example a non-finite loss)."""

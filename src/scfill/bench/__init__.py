@@ -1,7 +1,5 @@
 """Benchmarking scfill against the tools people use.
 
-- :mod:`scfill.bench.alra`: ALRA, implemented from its paper (a registered method).
-- :mod:`scfill.bench.peers`: adapters for MAGIC and scVI (optional packages).
 - :mod:`scfill.bench.datasets`: datasets (files, folders, presets), subsampled once.
 - :mod:`scfill.bench.isolate`: one call in a child process (time limit, peak memory).
 - :mod:`scfill.bench.runner`: the grid of methods × datasets × protocols × repeats, each run
@@ -9,6 +7,5 @@
 - :mod:`scfill.bench.report` and :mod:`scfill.bench.figures`: tables and figures from the
   runner's results.
 
-Importing :mod:`scfill.bench.peers` registers the peers (``scfill.methods`` does it); the
-peers' own packages are imported only when a peer is fitted.
+The peers themselves are in :mod:`scfill.external`.
 """

@@ -184,7 +184,7 @@ def build_grid(methods: list[str], datasets: list[DatasetSource], protocols: lis
 
 def _check_config(config: BenchmarkConfig) -> tuple[list[str], list[DatasetSource], list[str]]:
     from scfill.evaluate import parse_protocol
-    from scfill.methods.params import check_number
+    from scfill.utils import check_number
 
     check_number("repeats", config.repeats, integer=True, low=1, method="benchmark")
     for name, low in (("max_cells", 2), ("max_genes", 2), ("threads", 1)):

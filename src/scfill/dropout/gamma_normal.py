@@ -34,7 +34,7 @@ from scipy.special import digamma, gammaln, polygamma
 from scfill._logging import logger, timed
 from scfill.dropout import DropoutResult
 from scfill.dropout._shared import check_inputs, fill_zeros
-from scfill.methods.params import check_choice, check_number
+from scfill.utils import check_choice, check_number
 
 #: Value added to the (normalised) count before the log (scImpute, scGACL).
 PSEUDOCOUNT = 1.01

@@ -41,7 +41,7 @@ from scipy.special import expit
 from scfill._logging import logger, timed
 from scfill.dropout import DropoutResult
 from scfill.dropout._shared import BLOCK_ELEMENTS, check_inputs, fill_zeros
-from scfill.methods.params import check_choice, check_number
+from scfill.utils import check_choice, check_number
 
 #: Weight of the cell sparsity adjustment, α in ``p_bio·(1 − α·z_i)`` (MaskClass §2.6).
 SPARSITY_WEIGHT = 0.3

@@ -222,7 +222,7 @@ def evaluate_repeats(adata: ad.AnnData, method: str, *, protocol: str | Protocol
 
     ``options`` are :func:`evaluate_method`'s keyword arguments.
     """
-    from scfill.methods.params import check_number
+    from scfill.utils import check_number
 
     check_number("repeats", repeats, integer=True, low=1)
     return pd.concat([evaluate_method(adata, method, protocol=protocol, seed=seed, repeat=r,

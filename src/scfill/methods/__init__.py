@@ -1,6 +1,7 @@
 """Imputation methods. Importing this package registers every built-in method."""
 
-from scfill.bench import peers as _peers  # noqa: F401  (registers magic, scvi, alra)
+# peers last: they register after scfill's own methods
+from scfill.external import peers as _peers  # noqa: F401  (registers magic, scvi, alra)
 from scfill.methods import baselines
 from scfill.methods import cnnimpute as _cnnimpute  # noqa: F401  (registers cnnimpute)
 from scfill.methods import maskclass as _maskclass  # noqa: F401  (registers maskclass)

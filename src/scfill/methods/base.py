@@ -11,8 +11,8 @@ import scipy.sparse as sp
 import torch
 
 from scfill.errors import InputError
-from scfill.methods.params import constructor_params
 from scfill.preprocess import LogNormalizer
+from scfill.utils import constructor_params
 
 
 @dataclass

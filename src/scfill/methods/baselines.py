@@ -6,7 +6,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from scfill.methods.base import Method, PreparedData, register
-from scfill.methods.params import check_number
+from scfill.utils import check_number
 
 
 @register

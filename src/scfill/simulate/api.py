@@ -13,10 +13,10 @@ import scipy.sparse as sp
 
 from scfill._logging import logger, timed
 from scfill.errors import InputError
-from scfill.methods.params import check_number
 from scfill.simulate.model import Design, run
 from scfill.simulate.params import SplatParams, dropout_units
 from scfill.simulate.presets import PRESETS, Preset
+from scfill.utils import check_number
 
 
 def simulate(*, preset: str | None = None, n_cells: int | None = None,

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from scfill.errors import InputError
-from scfill.methods.params import check_choice, check_number
+from scfill.utils import check_choice, check_number
 
 METHODS = ("single", "groups", "paths")
 DROPOUT_TYPES = ("none", "experiment", "batch", "group", "cell")

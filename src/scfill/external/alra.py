@@ -46,7 +46,7 @@ from sklearn.utils.extmath import randomized_svd
 from scfill._logging import logger
 from scfill.errors import InputError
 from scfill.methods.base import Method, PreparedData, register
-from scfill.methods.params import check_number
+from scfill.utils import check_number
 
 #: Singular values computed to choose the rank (paper: 100).
 MAX_RANK = 100
@@ -250,7 +250,7 @@ def alra(
 
 @register
 class ALRA(Method):
-    """ALRA (Linderman et al. 2022) on the common-space matrix; see :mod:`scfill.bench.alra`.
+    """ALRA (Linderman et al. 2022) on the common-space matrix; see :mod:`scfill.external.alra`.
 
     Parameters
     ----------

@@ -3,60 +3,34 @@
 Each peer is a registered :class:`~scfill.methods.base.Method`, so ``scfill impute --method
 magic`` and ``scfill evaluate`` work on it like on scfill's own methods. The peers' packages
 are optional (``pip install scfill[peers]``) and imported only when a peer is fitted; a
-missing package raises :class:`PeerNotInstalled` with the install command. Peers use no
-dropout model and return their own output everywhere (``combine_rule="all"``), in scfill's
-common space.
+missing package raises :class:`~scfill.errors.MissingDependency` with the install command. Peers use
+no dropout model and return their own output everywhere (``combine_rule="all"``), in
+scfill's common space.
 
 DCA (``dca`` 0.3.4) is not adapted: it pins TensorFlow < 2.5, which has no build for the
 Python versions scfill supports (``/work/shared/specs/peers.md``). ALRA needs no package: it
-is implemented from its paper in :mod:`scfill.bench.alra`, registered when this module is
+is implemented from its paper in :mod:`scfill.external.alra`, registered when this module is
 imported.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 from types import ModuleType
 
 import numpy as np
 
 from scfill._logging import logger, progress_enabled
-from scfill.bench.alra import ALRA
-from scfill.errors import InputError
+from scfill.external.alra import ALRA
 from scfill.methods.base import Method, PreparedData, register
-from scfill.methods.params import check_choice, check_number
 from scfill.preprocess import library_size
+from scfill.utils import check_choice, check_number, import_optional, missing_package
 
 #: What ``pip install scfill[peers]`` installs (keep in step with pyproject.toml).
 PEERS_EXTRA = "pip install 'scfill[peers]'"
 
 
-__all__ = ["ALRA", "MAGIC", "SCVI", "Peer", "PeerNotInstalled", "missing_package"]
-
-
-class PeerNotInstalled(InputError, ImportError):
-    """A peer's package is not installed; the message gives the install command."""
-
-
-def missing_package(module: str, distribution: str) -> str | None:
-    """The install hint when ``module`` cannot be imported, else None (nothing imported)."""
-    if importlib.util.find_spec(module) is not None:
-        return None
-    return (f"the package {distribution} (module {module!r}) is not installed; install it "
-            f"with {PEERS_EXTRA} or pip install {distribution}.")
-
-
-def _import_peer(method: str, module: str, distribution: str) -> ModuleType:
-    hint = missing_package(module, distribution)
-    if hint is None:
-        try:
-            return importlib.import_module(module)
-        except ImportError as err:  # installed but broken (e.g. a missing dependency)
-            hint = f"importing {module!r} failed ({err})."
-    raise PeerNotInstalled(f"method {method!r} needs {distribution}: {hint}",
-                           fix=f"run {PEERS_EXTRA}.")
+__all__ = ["ALRA", "MAGIC", "SCVI", "Peer"]
 
 
 class Peer(Method):
@@ -77,10 +51,11 @@ class Peer(Method):
     @classmethod
     def missing(cls) -> str | None:
         """The install hint when the peer's package is absent, else None."""
-        return missing_package(cls.module, cls.distribution)
+        return missing_package(cls.module, cls.distribution, extra=PEERS_EXTRA)
 
     def _package(self) -> ModuleType:
-        return _import_peer(self.name, self.module, self.distribution)
+        return import_optional(self.module, self.distribution, needed_by=f"method {self.name!r}",
+                               extra=PEERS_EXTRA)
 
 
 @register

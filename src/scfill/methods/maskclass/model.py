@@ -1,8 +1,8 @@
 """MaskClass: a masked denoising autoencoder with a biozero regulariser (seeds/maskclass.md).
 
 The model facing the pipeline. The network, masks and losses are in
-:mod:`scfill.methods._maskclass_module`, the gene scaling in
-:mod:`scfill.methods._maskclass_scaler`, the biozero probabilities come from the shared ZINB
+:mod:`scfill.methods.maskclass.module`, the gene scaling in
+:mod:`scfill.methods.maskclass.scaler`, the biozero probabilities come from the shared ZINB
 model (:mod:`scfill.dropout.zinb`, ``specs/dropout.md``).
 """
 
@@ -16,7 +16,8 @@ import scipy.sparse as sp
 import torch
 
 from scfill.errors import InputError
-from scfill.methods._maskclass_module import (
+from scfill.methods.base import Method, PreparedData, register
+from scfill.methods.maskclass.module import (
     MaskClassAutoencoder,
     biozero_loss,
     corrupt,
@@ -24,11 +25,10 @@ from scfill.methods._maskclass_module import (
     sample_mask,
     zero_noise,
 )
-from scfill.methods._maskclass_scaler import GeneScaler
-from scfill.methods.base import Method, PreparedData, register
-from scfill.methods.params import check_choice, check_number
+from scfill.methods.maskclass.scaler import GeneScaler
 from scfill.nn import fit_epochs, load_checkpoint, save_checkpoint, seed_everything
 from scfill.nn.data import batch_indices, dense_rows
+from scfill.utils import check_choice, check_number
 
 #: Biozero weight γ of each variant (paper §2.5: MaskClass_best γ = 0, _balanced γ = 1).
 VARIANTS = {"balanced": 1.0, "best": 0.0}

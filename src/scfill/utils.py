@@ -1,13 +1,20 @@
-"""Checking and parsing method parameters (scikit-learn style: set in ``__init__``,
-checked at ``fit``)."""
+"""Small helpers every part of scfill uses, importing neither torch nor the methods.
+
+- Checking and parsing method parameters (scikit-learn style: set in ``__init__``, checked
+  at ``fit``).
+- Importing an optional dependency with an install hint when it is missing.
+"""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import inspect
 from collections.abc import Iterable, Mapping
+from types import ModuleType
 from typing import Any
 
-from scfill.errors import InputError
+from scfill.errors import InputError, MissingDependency
 
 
 def check_number(
@@ -91,3 +98,40 @@ def constructor_params(obj: Any) -> Mapping[str, Any]:
     """The ``__init__`` arguments of ``obj`` with their current values."""
     signature = inspect.signature(type(obj).__init__)
     return {n: getattr(obj, n) for n in signature.parameters if n != "self"}
+
+
+def missing_package(module: str, distribution: str, *, extra: str | None = None) -> str | None:
+    """The install hint when ``module`` cannot be found, else None (nothing is imported).
+
+    ``extra`` names the scfill extra that brings it (``"pip install 'scfill[peers]'"``).
+    """
+    if importlib.util.find_spec(module) is not None:
+        return None
+    via = f"{extra} or " if extra else ""
+    return (f"the package {distribution} (module {module!r}) is not installed; install it "
+            f"with {via}pip install {distribution}.")
+
+
+def import_optional(module: str, distribution: str, *, needed_by: str,
+                    extra: str | None = None) -> ModuleType:
+    """Import an optional dependency, or raise :class:`MissingDependency` with the fix.
+
+    Parameters
+    ----------
+    module
+        The module to import.
+    distribution
+        The pip requirement that provides it (with its version pin).
+    needed_by
+        What needs it, for the message (``"method 'magic'"``).
+    extra
+        The install command of the scfill extra that brings it.
+    """
+    hint = missing_package(module, distribution, extra=extra)
+    if hint is None:
+        try:
+            return importlib.import_module(module)
+        except ImportError as err:  # installed but broken (e.g. a missing dependency)
+            hint = f"importing {module!r} failed ({err})."
+    raise MissingDependency(f"{needed_by} needs {distribution}: {hint}",
+                            fix=f"run {extra or 'pip install ' + distribution}.")

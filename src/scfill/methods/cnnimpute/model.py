@@ -7,9 +7,9 @@ Steps (paper, Methods; ``specs/cnnimpute.md``):
    the pipeline (``dropout_model = "gamma_normal"``) on clusters from 3-D t-SNE + density
    peaks + k-means (``preclustering = "tsne_density_peaks"``) or the user's labels. An
    entry with probability > T is *missing*; only zeros can be missing.
-2. Gene selection (:mod:`scfill.methods._coexpression`): targets, input pool, top-5
+2. Gene selection (:mod:`scfill.methods.cnnimpute.coexpression`): targets, input pool, top-5
    correlated inputs per target, subsets of N targets.
-3. One :class:`~scfill.methods._cnnimpute_module.CoexpressionCNN` per subset, trained on the
+3. One :class:`~scfill.methods.cnnimpute.module.CoexpressionCNN` per subset, trained on the
    work space with the MSE over observed target entries (missing entries and padding
    masked), 90/10 random split of cells, Adam, early stopping with the best weights kept.
 4. Missing entries take the prediction (``combine_rule = "dropout"``, threshold T); every
@@ -31,19 +31,19 @@ from tqdm.auto import tqdm
 
 from scfill._logging import logger, progress_enabled
 from scfill.errors import InputError
-from scfill.methods._cnnimpute_module import HEADS, MIN_INPUTS, CoexpressionCNN, masked_mse
-from scfill.methods._coexpression import (
+from scfill.methods.base import Method, PreparedData, register
+from scfill.methods.cnnimpute.coexpression import (
     PAD,
     SubsetLayout,
     split_size,
     subset_layouts,
     target_and_pool,
 )
-from scfill.methods.base import Method, PreparedData, register
-from scfill.methods.params import check_choice, check_number
+from scfill.methods.cnnimpute.module import HEADS, MIN_INPUTS, CoexpressionCNN, masked_mse
 from scfill.nn.data import batch_indices, dense_rows
 from scfill.nn.training import EarlyStopping, fit_epochs
 from scfill.preprocess import LogNormalizer
+from scfill.utils import check_choice, check_number
 
 #: Work spaces: ln(CPM + 1) (paper) and ln(count + 1) (authors' code).
 SPACES = ("cpm", "log1p_counts")
@@ -108,7 +108,7 @@ class CnnImpute(Method):
     - When all targets fit in one subset (fewer than ~N genes), they are split in two
       halves: with one subset every target is excluded from the inputs and a small panel
       is left with none (measured: 0 inputs for all 173 targets of pbmc68k; see
-      :func:`~scfill.methods._coexpression.split_size`).
+      :func:`~scfill.methods.cnnimpute.coexpression.split_size`).
     - Training steps on a single cell are skipped (BatchNorm needs two samples); each epoch
       reshuffles, so no cell is left out for good.
     - Adam runs fused (the same update in one kernel): a training step of the paper's
