@@ -1,9 +1,11 @@
 """scfill: recover dropout events in single-cell RNA-seq data.
 
 Public API: :func:`read`, :func:`write`, :func:`impute`, :func:`simulate`,
-:func:`list_methods`, and :mod:`scfill.methods` for fitted models.
+:func:`list_methods`, :mod:`scfill.methods` for fitted models, and :mod:`scfill.pl` for
+figures of a result.
 """
 
+from scfill import pl
 from scfill._logging import set_verbosity
 from scfill.errors import InputError, ScfillError, TrainingError
 from scfill.io import read, write
@@ -22,6 +24,7 @@ __all__ = [
     "get_method",
     "impute",
     "list_methods",
+    "pl",
     "read",
     "set_verbosity",
     "simulate",

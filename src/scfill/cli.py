@@ -44,6 +44,8 @@ def _add_impute_parser(sub) -> None:
                    help="text input has cells as rows (default: genes x cells)")
     p.add_argument("--n-top-genes", type=int, help="impute only the most variable genes")
     p.add_argument("--counts", action="store_true", help="also write layer 'imputed_counts'")
+    p.add_argument("--plots", metavar="DIR", help="also write figures of the result to DIR "
+                   "(dropout probabilities, genes before/after, embedding; scfill.pl)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     _add_common_run_options(p)
 
@@ -60,6 +62,8 @@ def _run_impute(args: argparse.Namespace) -> int:
 
     method = args.method or DEFAULT_METHOD
     params = parse_param_strings(scfill.get_method(method), args.param)
+    if args.plots:
+        scfill.pl.check_plot_folder(args.plots, force=args.force)
     adata = scfill.read(args.input, layer=args.layer, cells_axis=0 if args.transpose else None)
     scfill.impute(adata, method, labels_key=args.labels_key, seed=args.seed,
                   device=args.device, params=params, n_top_genes=args.n_top_genes,
@@ -67,6 +71,10 @@ def _run_impute(args: argparse.Namespace) -> int:
     scfill.write(adata, output, force=args.force)
     print(f"wrote {output} ({adata.n_obs} cells x {adata.n_vars} genes, method "
           f"{method}, {adata.uns['scfill']['runtime_s']:.1f} s)")
+    if args.plots:
+        files = scfill.pl.save_impute_plots(adata, args.plots, color=args.labels_key,
+                                            seed=args.seed)
+        print(f"wrote {', '.join(str(f) for f in files)}")
     return 0
 
 

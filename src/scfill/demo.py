@@ -99,30 +99,17 @@ def _headline(scores, method: str):
 
 
 def _figure(sim, imputed, path: Path) -> Path:
-    """True vs imputed expression at the entries dropout removed."""
-    import matplotlib
+    """True vs imputed expression at the entries dropout removed (:func:`scfill.pl.recovery`).
 
-    matplotlib.use("Agg")
+    The truth joins the imputed AnnData only after it has been written.
+    """
     import matplotlib.pyplot as plt
 
-    from scfill.preprocess import LogNormalizer, library_size
+    from scfill import pl
 
-    lib = library_size(sim.layers["true_counts"])
-    truth = LogNormalizer.median(lib).transform(sim.layers["true_counts"], lib).toarray()
-    dropped = sim.layers["dropout"].toarray().astype(bool)
-    values = imputed.layers["imputed"].toarray()
-    rng = np.random.default_rng(0)
-    shown = rng.permutation(np.flatnonzero(dropped))[:5000]
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    ax.scatter(truth.ravel()[shown], values.ravel()[shown], s=3, alpha=0.4)
-    top = float(max(truth.ravel()[shown].max(initial=1), values.ravel()[shown].max(initial=1)))
-    ax.plot([0, top], [0, top], color="grey", lw=1)
-    ax.set_xlabel("true expression (log-normalised)")
-    ax.set_ylabel(f"imputed ({imputed.uns['scfill']['method']})")
-    ax.set_title("entries zeroed by dropout")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    imputed.layers["true_counts"] = sim.layers["true_counts"]
+    imputed.layers["dropout"] = sim.layers["dropout"]
+    plt.close(pl.recovery(imputed, save=path, show=False, return_fig=True))
     return path
 
 
