@@ -87,7 +87,7 @@ def run_config(dataset: str, data_dir: str, method: str, params: dict, repeats: 
 
     Besides the scores, each repeat records the epochs each cnnImpute model trained
     (``model_epochs_mean``, ``model_epochs_max``) and the number of models (``models``),
-    read from the training loop the method calls.
+    read from the Trainer the method calls.
     """
     import torch
 
@@ -96,14 +96,14 @@ def run_config(dataset: str, data_dir: str, method: str, params: dict, repeats: 
 
     torch.set_num_threads(threads)
     trained: list[int] = []
-    fit_epochs = cnnimpute.fit_epochs
 
-    def counting_fit_epochs(*args, **kwargs):
-        history = fit_epochs(*args, **kwargs)
-        trained.append(len(history.train_loss))
-        return history
+    class CountingTrainer(cnnimpute.Trainer):
+        def fit(self, phases):
+            history = super().fit(phases)
+            trained.append(history["train"].epochs)
+            return history
 
-    cnnimpute.fit_epochs = counting_fit_epochs
+    cnnimpute.Trainer = CountingTrainer
     rows = []
     for repeat in range(repeats):
         adata = load(dataset, data_dir, repeat, sim_cells, max_genes)

@@ -27,6 +27,22 @@ def make_counts(n_cells: int = 120, n_genes: int = 40, *, seed: int = 0,
     return adata
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--slow`` and ``--gpu``: opt in to the tests marked ``slow`` and ``gpu``."""
+    parser.addoption("--slow", action="store_true", help="also run tests marked slow")
+    parser.addoption("--gpu", action="store_true", help="also run tests marked gpu (CUDA)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for flag in ("slow", "gpu"):
+        if config.getoption(f"--{flag}"):
+            continue
+        skip = pytest.mark.skip(reason=f"marked {flag}: run with --{flag}")
+        for item in items:
+            if flag in item.keywords:
+                item.add_marker(skip)
+
+
 @pytest.fixture
 def counts_adata() -> ad.AnnData:
     """120 cells × 40 genes of integer counts in three groups."""

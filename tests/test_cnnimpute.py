@@ -19,7 +19,7 @@ from scfill.methods.cnnimpute.coexpression import (
     target_and_pool,
     top_correlated,
 )
-from scfill.methods.cnnimpute.model import CnnImpute, subset_batch, subset_matrices
+from scfill.methods.cnnimpute.model import CnnImpute, subset_matrices, subset_rows
 from scfill.methods.cnnimpute.module import CoexpressionCNN, flat_length, masked_mse
 from scfill.preprocess import LogNormalizer, library_size
 
@@ -130,7 +130,8 @@ def test_padding_and_missing_entries_are_masked_out_of_the_loss():
     layout = SubsetLayout(targets=np.array([0, 1, PAD, PAD]),
                           inputs=np.array([2, 3, 4, PAD, PAD, PAD, PAD, PAD]))
     x, y, miss = subset_matrices(layout, values, missing)
-    xb, yb, mb = subset_batch(x, y, miss, np.arange(4), 4, torch.device("cpu"))
+    batch = subset_rows(x, y, miss, 4, torch.device("cpu"))[np.arange(4)]
+    xb, yb, mb = batch["x"], batch["y"], batch["observed"]
     assert xb.shape == (4, 8) and torch.all(xb[:, 3:] == 0)  # inputs padded with zeros
     assert torch.all(yb[:, 2:] == PAD)  # targets padded with -1 (paper)
     assert not mb[:, 2:].any() and not mb[0, 1] and mb[1, 1]

@@ -68,13 +68,17 @@ def _run_impute(args: argparse.Namespace) -> int:
     scfill.impute(adata, method, labels_key=args.labels_key, seed=args.seed,
                   device=args.device, params=params, n_top_genes=args.n_top_genes,
                   counts_layer=args.counts)
-    scfill.write(adata, output, force=args.force)
-    print(f"wrote {output} ({adata.n_obs} cells x {adata.n_vars} genes, method "
-          f"{method}, {adata.uns['scfill']['runtime_s']:.1f} s)")
-    if args.plots:
-        files = scfill.pl.save_impute_plots(adata, args.plots, color=args.labels_key,
-                                            seed=args.seed)
-        print(f"wrote {', '.join(str(f) for f in files)}")
+    from scfill.nn import distributed
+
+    if distributed.is_main_process():  # under torchrun, rank 0 alone writes
+        scfill.write(adata, output, force=args.force)
+        print(f"wrote {output} ({adata.n_obs} cells x {adata.n_vars} genes, method "
+              f"{method}, {adata.uns['scfill']['runtime_s']:.1f} s)")
+        if args.plots:
+            files = scfill.pl.save_impute_plots(adata, args.plots, color=args.labels_key,
+                                                seed=args.seed)
+            print(f"wrote {', '.join(str(f) for f in files)}")
+    distributed.teardown()
     return 0
 
 

@@ -23,6 +23,7 @@ common output space ``ln(1 + count · median / library size)``.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 import scipy.sparse as sp
@@ -39,9 +40,9 @@ from scfill.methods.cnnimpute.coexpression import (
     subset_layouts,
     target_and_pool,
 )
-from scfill.methods.cnnimpute.module import HEADS, MIN_INPUTS, CoexpressionCNN, masked_mse
-from scfill.nn.data import batch_indices, dense_rows
-from scfill.nn.training import EarlyStopping, fit_epochs
+from scfill.methods.cnnimpute.module import HEADS, MIN_INPUTS, CoexpressionCNN
+from scfill.methods.cnnimpute.plan import CnnImputePlan
+from scfill.nn import EarlyStopping, Phase, RowDataset, RowLoader, Trainer, predict_blocks
 from scfill.preprocess import LogNormalizer
 from scfill.utils import check_choice, check_number
 
@@ -280,8 +281,8 @@ class CnnImpute(Method):
             preds.append(p)
             models.append({"targets": layout.n_targets,
                            "unique_inputs": int(np.count_nonzero(layout.inputs != PAD)),
-                           "epochs": len(history.train_loss), "best_epoch": history.best_epoch,
-                           "best_val_loss": min(history.val_loss, default=None)})
+                           "epochs": history.epochs, "best_epoch": history.best_epoch,
+                           "best_val_loss": min(history["val_loss"], default=None)})
         summary = {"targets": int(targets.size), "pool": int(pool.size), "subset_size": size,
                    "models": models}
         if not models:
@@ -296,39 +297,16 @@ class CnnImpute(Method):
         x, y, miss = subset_matrices(layout, values, missing)
         net = CoexpressionCNN(layout.inputs.size, layout.targets.size, head=self.head,
                               dropout=self.dropout).to(data.device)
-        optimizer = torch.optim.Adam(net.parameters(), lr=self.learning_rate, fused=True)
+        rows = subset_rows(x, y, miss, layout.targets.size, data.device)
         order = rng.permutation(values.shape[0])
         n_val = max(1, round(self.validation_fraction * order.size))
         val, train = order[:n_val], order[n_val:]
-        n_out = layout.targets.size
-
-        def train_epoch(_epoch: int) -> float:
-            total, weight = 0.0, 0.0
-            for idx in batch_indices(train.size, self.batch_size, rng=rng):
-                if idx.size < 2:
-                    continue
-                xb, yb, mb = subset_batch(x, y, miss, train[idx], n_out, data.device)
-                loss = masked_mse(net(xb), yb, mb)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                n_obs = float(mb.sum())
-                total += loss.item() * n_obs
-                weight += n_obs
-            return total / max(weight, 1.0)
-
-        def validate() -> float:
-            total, weight = 0.0, 0.0
-            for idx in batch_indices(val.size, EVAL_BATCH):
-                xb, yb, mb = subset_batch(x, y, miss, val[idx], n_out, data.device)
-                n_obs = float(mb.sum())
-                total += float(masked_mse(net(xb), yb, mb)) * n_obs
-                weight += n_obs
-            return total / max(weight, 1.0)
-
-        history = fit_epochs(net, epochs=self.epochs, train_epoch=train_epoch,
-                             validate=validate, early_stopping=EarlyStopping(self.patience),
-                             description=description)
+        phase = Phase(
+            "train", CnnImputePlan(net, lr=self.learning_rate),
+            RowLoader(rows, self.batch_size, shuffle=True, rng=rng, rows=train, min_batch=2),
+            self.epochs, val_data=RowLoader(rows, EVAL_BATCH, rows=val),
+            early_stopping=EarlyStopping("val_loss", self.patience))
+        history = Trainer(device=data.device, description=description).fit([phase])["train"]
         return net, history
 
     @staticmethod
@@ -338,11 +316,9 @@ class CnnImpute(Method):
         x, _, miss = subset_matrices(layout, values, missing)
         net.eval()
         n_real = layout.n_targets
-        blocks = []
-        with torch.no_grad():
-            for idx in batch_indices(x.shape[0], EVAL_BATCH):
-                blocks.append(net(dense_rows(x, idx, device))[:, :n_real].cpu().numpy())
-        pred = np.concatenate(blocks)
+        inputs = RowDataset({"x": x}, device=device, cache_bytes=0)
+        pred = np.concatenate([block for _, block in predict_blocks(
+            lambda batch: net(batch["x"])[:, :n_real], inputs, block_rows=EVAL_BATCH)])
         coo = miss.tocoo()
         return coo.row, layout.targets[coo.col], pred[coo.row, coo.col]
 
@@ -372,20 +348,26 @@ def subset_matrices(layout: SubsetLayout, values: sp.csr_matrix, missing: sp.csr
     return x, values[:, real], missing[:, real]
 
 
-def subset_batch(x: sp.csr_matrix, y: sp.csr_matrix, missing: sp.csr_matrix,
-                 rows: np.ndarray, n_outputs: int, device: torch.device):
-    """Dense batch: inputs, targets padded to ``n_outputs``, and the loss mask.
+def subset_rows(x: sp.csr_matrix, y: sp.csr_matrix, missing: sp.csr_matrix,
+                n_outputs: int, device: torch.device) -> RowDataset:
+    """The subset's cells as batches of inputs ``x``, targets ``y`` padded to ``n_outputs``,
+    and the loss mask ``observed`` (see :func:`pad_targets`)."""
+    return RowDataset({"x": x, "y": y, "missing": missing},
+                      transform=partial(pad_targets, n_outputs=n_outputs), device=device,
+                      cache_bytes=0)
+
+
+def pad_targets(batch: dict[str, torch.Tensor], *, n_outputs: int) -> dict[str, torch.Tensor]:
+    """Targets padded to ``n_outputs`` and the loss mask.
 
     The mask is True at observed target entries only: missing entries and padded targets
     (paper: padded with −1 and masked) never enter the loss.
     """
-    xb = dense_rows(x, rows, device)
-    yb = dense_rows(y, rows, device)
-    observed = dense_rows(missing, rows, device) == 0
+    yb, observed = batch["y"], batch["missing"] == 0
     n_pad = n_outputs - yb.shape[1]
-    yb = torch.nn.functional.pad(yb, (0, n_pad), value=float(PAD))
-    mb = torch.nn.functional.pad(observed, (0, n_pad), value=False)
-    return xb, yb, mb
+    return {"x": batch["x"],
+            "y": torch.nn.functional.pad(yb, (0, n_pad), value=float(PAD)),
+            "observed": torch.nn.functional.pad(observed, (0, n_pad), value=False)}
 
 
 def _stream(group: str, index: int) -> int:

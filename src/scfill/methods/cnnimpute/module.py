@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from scfill.nn.losses import weighted_mse
+
 #: Convolution filters, kernel size and pooling width (paper, Methods).
 FILTERS, KERNEL, POOL = 16, 3, 2
 #: Width of the hidden dense layer (paper, Methods).
@@ -74,5 +76,4 @@ class CoexpressionCNN(nn.Module):
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean squared error over the entries where ``mask`` is True (paper: missing entries and
     padding are masked); 0 when nothing is observed."""
-    weight = mask.to(pred.dtype)
-    return (weight * (pred - target) ** 2).sum() / weight.sum().clamp_min(1.0)
+    return weighted_mse(pred, target, mask)

@@ -9,6 +9,7 @@ model (:mod:`scfill.dropout.zinb`, ``specs/dropout.md``).
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -17,17 +18,20 @@ import torch
 
 from scfill.errors import InputError
 from scfill.methods.base import Method, PreparedData, register
-from scfill.methods.maskclass.module import (
-    MaskClassAutoencoder,
-    biozero_loss,
-    corrupt,
-    masked_loss,
-    sample_mask,
-    zero_noise,
-)
+from scfill.methods.maskclass.module import MaskClassAutoencoder
+from scfill.methods.maskclass.plan import MaskClassPlan
 from scfill.methods.maskclass.scaler import GeneScaler
-from scfill.nn import fit_epochs, load_checkpoint, save_checkpoint, seed_everything
-from scfill.nn.data import batch_indices, dense_rows
+from scfill.nn import (
+    Phase,
+    RowDataset,
+    RowLoader,
+    Trainer,
+    distributed,
+    load_checkpoint,
+    predict_blocks,
+    save_checkpoint,
+    seed_everything,
+)
 from scfill.utils import check_choice, check_number
 
 #: Biozero weight γ of each variant (paper §2.5: MaskClass_best γ = 0, _balanced γ = 1).
@@ -39,6 +43,7 @@ NETWORK_SPACE = "log2(1 + count * median_library_size / library_size)"
 #: ~1.6 GB; 100k cells × 1,100 genes fit).
 #: Larger data is scaled one minibatch at a time from the sparse input.
 CACHE_ENTRIES = 2**27
+_CACHE_BYTES_PER_ENTRY = 12
 #: Rows per block when scaling the cache and when reconstructing.
 ROW_BLOCK = 2048
 _STREAM_ORDER, _STREAM_MASK = 11, 12
@@ -164,61 +169,42 @@ class MaskClass(Method):
         log2 = _log2_expression(data)
         self.scaler_ = GeneScaler.fit(log2)
         self.var_names_ = [str(g) for g in data.var_names]
-        rows = _ScaledRows(log2, _dropout(data), self.scaler_, device)
+        rows = scaled_rows(log2, _dropout(data), self.scaler_, device,
+                           cache_bytes=CACHE_ENTRIES * _CACHE_BYTES_PER_ENTRY)
         c_max = torch.as_tensor(data.counts.max(axis=0).toarray().ravel(), dtype=torch.float32,
                                 device=device)
         s_zero = torch.as_tensor(self.scaler_.zero_point(), device=device)
         self.module_ = MaskClassAutoencoder(data.n_genes, (self.hidden_dim, self.latent_dim))
         self.module_.to(device)
-        optimizer = torch.optim.Adam(self.module_.parameters(), lr=self.lr, weight_decay=0.0,
-                                     fused=True)
+        # under torchrun each process masks its own rows with its own stream (rank 0: the
+        # one-process stream)
         generator = torch.Generator(device=device).manual_seed(
-            int(data.rng(_STREAM_MASK).integers(2**62)))
-        order_rng = data.rng(_STREAM_ORDER)
-        self.history_: dict[str, list[float]] = {"loss": [], "mask_loss": [], "bio_loss": []}
-
-        def train_epoch(epoch: int) -> float:
-            totals = torch.zeros(3, device=device)
-            n_batches = 0
-            for batch in batch_indices(data.n_cells, self.batch_size, rng=order_rng):
-                s, is_zero, p_bio = rows(batch)
-                mask = sample_mask(is_zero, p_bio, p_zero=self.p_zero,
-                                   p_nonzero=self.p_nonzero, generator=generator)
-                noise = self.scaler_.transform(zero_noise(
-                    c_max, s.shape, scale=self.noise_scale, generator=generator))
-                s_hat = self.module_(corrupt(s, is_zero, mask, noise))
-                loss_mask = masked_loss(s_hat, s, mask, is_zero, zero_weight=self.zero_weight,
-                                        nonzero_weight=self.nonzero_weight)
-                loss_bio = biozero_loss(s_hat, s_zero, p_bio)
-                loss = loss_mask + self.gamma * loss_bio
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                totals += torch.stack([loss, loss_mask, loss_bio]).detach()
-                n_batches += 1
-            mean_loss, mean_mask, mean_bio = (totals / n_batches).tolist()
-            self.history_["loss"].append(mean_loss)
-            self.history_["mask_loss"].append(mean_mask)
-            self.history_["bio_loss"].append(mean_bio)
-            return mean_loss
-
+            int(data.rng(_STREAM_MASK).integers(2**62)) + distributed.rank_and_world()[0])
+        plan = MaskClassPlan(
+            self.module_, scaler=self.scaler_, c_max=c_max, s_zero=s_zero,
+            generator=generator, gamma=self.gamma, lr=self.lr, p_zero=self.p_zero,
+            p_nonzero=self.p_nonzero, noise_scale=self.noise_scale,
+            zero_weight=self.zero_weight, nonzero_weight=self.nonzero_weight)
+        loader = RowLoader(rows, self.batch_size, shuffle=True, rng=data.rng(_STREAM_ORDER))
         start = time.perf_counter()
-        history = fit_epochs(self.module_, epochs=self.epochs, train_epoch=train_epoch,
-                             description=self.name)
+        history = Trainer(device=device, description=self.name).fit(
+            [Phase("train", plan, loader, self.epochs)])["train"]
         seconds = time.perf_counter() - start
+        self.history_ = {name: history[name] for name in ("loss", "mask_loss", "bio_loss")}
         self.info_ = {
             "variant": self.variant,
             "gamma": self.gamma,
-            "epochs_run": len(history.train_loss),
-            "steps_per_epoch": -(-data.n_cells // self.batch_size),
+            "epochs_run": history.epochs,
+            "steps_per_epoch": len(loader),
             "loss_first": self.history_["loss"][0],
             "loss_last": self.history_["loss"][-1],
             "mask_loss_last": self.history_["mask_loss"][-1],
             "bio_loss_last": self.history_["bio_loss"][-1],
             "train_seconds": round(seconds, 3),
-            "seconds_per_epoch": round(seconds / len(history.train_loss), 4),
+            "seconds_per_epoch": round(seconds / history.epochs, 4),
             "scaled_matrix_cached": rows.cached,
             "network_space": NETWORK_SPACE,
+            "processes": distributed.rank_and_world()[1],
         }
         return self
 
@@ -227,15 +213,13 @@ class MaskClass(Method):
         self._check_fitted(data)
         module = self.module_.to(data.device).eval()
         log2 = _log2_expression(data)
-        rows = _ScaledRows(log2, None, self.scaler_, data.device, cache_entries=0)
+        rows = scaled_rows(log2, None, self.scaler_, data.device, cache_bytes=0)
         to_common = float(np.log(2.0) / np.log(data.normalizer.base))
         out = np.empty(data.counts.shape, dtype=np.float32)
-        with torch.no_grad():
-            for start in range(0, data.n_cells, ROW_BLOCK):
-                block = np.arange(start, min(start + ROW_BLOCK, data.n_cells))
-                s, _, _ = rows(block)
-                log2_hat = self.scaler_.inverse(module(s))
-                out[block] = (log2_hat * to_common).cpu().numpy()
+        for block, values in predict_blocks(
+                lambda batch: self.scaler_.inverse(module(batch["s"])) * to_common, rows,
+                block_rows=ROW_BLOCK):
+            out[block] = values
         return out
 
     def save(self, directory: str | Path, *, overwrite: bool = False) -> Path:
@@ -305,12 +289,9 @@ def _dropout(data: PreparedData) -> sp.csr_matrix:
     return estimate("zinb", data.counts, data.library_size).probability
 
 
-class _ScaledRows:
-    """Minibatches of ``(S, is_zero, p_bio)`` as dense tensors on the device.
-
-    When the matrix has at most ``cache_entries`` entries they are computed once and kept
-    on the device (the per-step cost is then one index); otherwise each batch is densified
-    and scaled from the sparse input.
+def scaled_rows(log2: sp.csr_matrix, dropout: sp.csr_matrix | None, scaler: GeneScaler,
+                device: torch.device, *, cache_bytes: int) -> RowDataset:
+    """Rows of ``s`` (scaled), ``is_zero`` and, with ``dropout``, ``p_bio`` as a dataset.
 
     Parameters
     ----------
@@ -318,37 +299,20 @@ class _ScaledRows:
         log2 median-scaled expression (CSR).
     dropout
         Dropout probabilities at zeros (CSR, ``1 − p_bio``), or None when p_bio is not
-        needed (it is then returned as None).
+        needed.
+    cache_bytes
+        Keep every row's tensors on the device when they fit (see :class:`RowDataset`).
     """
+    fields = {"log2": log2} if dropout is None else {"log2": log2, "dropout": dropout}
+    return RowDataset(fields, transform=partial(_scale_batch, scaler=scaler), device=device,
+                      cache_bytes=cache_bytes)
 
-    def __init__(self, log2: sp.csr_matrix, dropout: sp.csr_matrix | None, scaler: GeneScaler,
-                 device: torch.device, cache_entries: int | None = None):
-        self.log2, self.dropout, self.scaler, self.device = log2, dropout, scaler, device
-        limit = CACHE_ENTRIES if cache_entries is None else cache_entries
-        n_cells, n_genes = log2.shape
-        self._cache: tuple | None = None
-        if n_cells * n_genes <= limit:
-            blocks = [self._compute(np.arange(a, min(a + ROW_BLOCK, n_cells)))
-                      for a in range(0, n_cells, ROW_BLOCK)]
-            self._cache = tuple(None if parts[0] is None else torch.cat(parts)
-                                for parts in zip(*blocks, strict=True))
 
-    @property
-    def cached(self) -> bool:
-        """Whether the whole matrix is held on the device."""
-        return self._cache is not None
-
-    def __call__(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor,
-                                                  torch.Tensor | None]:
-        if self._cache is None:
-            return self._compute(rows)
-        index = torch.as_tensor(rows, device=self.device)
-        return tuple(None if t is None else t[index] for t in self._cache)
-
-    def _compute(self, rows: np.ndarray) -> tuple:
-        x = dense_rows(self.log2, rows, self.device)
-        is_zero = (x == 0).to(x.dtype)
-        s = self.scaler.transform(x)
-        if self.dropout is None:
-            return s, is_zero, None
-        return s, is_zero, is_zero * (1 - dense_rows(self.dropout, rows, self.device))
+def _scale_batch(batch: dict[str, torch.Tensor], *, scaler: GeneScaler
+                 ) -> dict[str, torch.Tensor]:
+    x = batch["log2"]
+    is_zero = (x == 0).to(x.dtype)
+    out = {"s": scaler.transform(x), "is_zero": is_zero}
+    if "dropout" in batch:
+        out["p_bio"] = is_zero * (1 - batch["dropout"])
+    return out

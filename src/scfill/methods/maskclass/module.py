@@ -12,10 +12,11 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from scfill.nn.blocks import dense_stack
+from scfill.nn.blocks import fc_stack
+from scfill.nn.losses import weighted_mse
 
-#: Smallest denominator of a weighted mean (a batch may hold no masked entry).
-_TINY = 1e-12
+#: Every hidden layer: Linear + LayerNorm + SiLU, no dropout (paper §2.3).
+HIDDEN_LAYER = {"norm": "layer", "activation": "silu"}
 
 
 class MaskClassAutoencoder(nn.Module):
@@ -36,8 +37,8 @@ class MaskClassAutoencoder(nn.Module):
     def __init__(self, n_genes: int, hidden: Sequence[int] = (64, 32)):
         super().__init__()
         widths = [n_genes, *hidden]
-        self.encoder = dense_stack(widths)
-        self.decoder = nn.Sequential(dense_stack(widths[::-1][:-1]),
+        self.encoder = fc_stack(widths, **HIDDEN_LAYER)
+        self.decoder = nn.Sequential(fc_stack(widths[::-1][:-1], **HIDDEN_LAYER),
                                      nn.Linear(widths[1], n_genes))
 
     def forward(self, s: torch.Tensor) -> torch.Tensor:
@@ -90,7 +91,7 @@ def masked_loss(
     ``mask`` and ``is_zero`` are 0/1 float tensors.
     """
     weight = mask * (nonzero_weight + (zero_weight - nonzero_weight) * is_zero)
-    return (weight * (s_hat - s).square()).sum() / weight.sum().clamp_min(_TINY)
+    return weighted_mse(s_hat, s, weight)
 
 
 def biozero_loss(s_hat: torch.Tensor, s_zero: torch.Tensor, p_bio: torch.Tensor
@@ -99,4 +100,4 @@ def biozero_loss(s_hat: torch.Tensor, s_zero: torch.Tensor, p_bio: torch.Tensor
 
     ``p_bio`` must be 0 at observed non-zeros, so they do not count.
     """
-    return (p_bio * (s_hat - s_zero).square()).sum() / p_bio.sum().clamp_min(_TINY)
+    return weighted_mse(s_hat, s_zero, p_bio)

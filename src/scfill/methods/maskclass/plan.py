@@ -1,0 +1,82 @@
+"""MaskClass's training plan: one masked-denoising step (paper §2.5, Algorithm 1).
+
+Each step hides entries of the batch (:func:`sample_mask`), corrupts them
+(:func:`corrupt`, :func:`zero_noise`), reconstructs and returns ``L = L_mask + γ·L_bio``
+with its two parts; the Trainer does the rest.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from scfill.methods.maskclass.module import (
+    MaskClassAutoencoder,
+    biozero_loss,
+    corrupt,
+    masked_loss,
+    sample_mask,
+    zero_noise,
+)
+from scfill.methods.maskclass.scaler import GeneScaler
+from scfill.nn import StepContext, TrainingPlan
+from scfill.nn.plan import Batch, Losses
+
+
+class MaskClassPlan(TrainingPlan):
+    """Adam (no weight decay, fused) on the masked and biozero losses.
+
+    Parameters
+    ----------
+    module
+        The autoencoder.
+    scaler
+        The fitted gene scaling (noise for masked zeros is scaled with it).
+    c_max
+        Each gene's largest count (the noise scale, paper §2.5).
+    s_zero
+        Each gene's scaled zero ``s0_j`` (the target of ``L_bio``).
+    generator
+        Draws the masks and the noise; its state is the plan's checkpointed extra state.
+    gamma, lr, p_zero, p_nonzero, noise_scale, zero_weight, nonzero_weight
+        As in :class:`~scfill.methods.maskclass.MaskClass`.
+    """
+
+    def __init__(self, module: MaskClassAutoencoder, *, scaler: GeneScaler,
+                 c_max: torch.Tensor, s_zero: torch.Tensor, generator: torch.Generator,
+                 gamma: float, lr: float, p_zero: float, p_nonzero: float,
+                 noise_scale: float, zero_weight: float, nonzero_weight: float) -> None:
+        super().__init__(module)
+        self.scaler = scaler
+        self.c_max, self.s_zero, self.generator = c_max, s_zero, generator
+        self.gamma, self.lr = gamma, lr
+        self.p_zero, self.p_nonzero, self.noise_scale = p_zero, p_nonzero, noise_scale
+        self.zero_weight, self.nonzero_weight = zero_weight, nonzero_weight
+
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Adam, no weight decay (paper §2.7)."""
+        return {"adam": torch.optim.Adam(self.module.parameters(), lr=self.lr,
+                                         weight_decay=0.0, fused=True)}
+
+    def training_step(self, batch: Batch, ctx: StepContext) -> Losses:
+        """``loss = mask_loss + γ·bio_loss`` on one batch of ``s``, ``is_zero``, ``p_bio``."""
+        s, is_zero, p_bio = batch["s"], batch["is_zero"], batch["p_bio"]
+        mask = sample_mask(is_zero, p_bio, p_zero=self.p_zero, p_nonzero=self.p_nonzero,
+                           generator=self.generator)
+        noise = self.scaler.transform(zero_noise(self.c_max, s.shape, scale=self.noise_scale,
+                                                 generator=self.generator))
+        s_hat = self.module(corrupt(s, is_zero, mask, noise))
+        loss_mask = masked_loss(s_hat, s, mask, is_zero, zero_weight=self.zero_weight,
+                                nonzero_weight=self.nonzero_weight)
+        loss_bio = biozero_loss(s_hat, self.s_zero, p_bio)
+        return {"loss": loss_mask + self.gamma * loss_bio, "mask_loss": loss_mask,
+                "bio_loss": loss_bio}
+
+    def extra_state(self) -> dict[str, Any]:
+        """The mask generator's state."""
+        return {"generator": self.generator.get_state()}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore the mask generator."""
+        self.generator.set_state(state["generator"])
