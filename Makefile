@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.scfill-installed
 
-.PHONY: demo test lint install
+.PHONY: demo test lint install peers-tf
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,3 +25,9 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
+
+# DCA and DeepImpute in their own virtualenv (TensorFlow 2.15 from PyPI, ~500 MB), at
+# $(PEERS_TF); scfill finds it through SCFILL_PEERS_TF (default ~/.cache/scfill/peers-tf)
+PEERS_TF ?= $(or $(SCFILL_PEERS_TF),$(HOME)/.cache/scfill/peers-tf)
+peers-tf: $(STAMP)
+	$(VENV)/bin/scfill peers setup --path $(PEERS_TF)

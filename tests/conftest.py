@@ -28,18 +28,21 @@ def make_counts(n_cells: int = 120, n_genes: int = 40, *, seed: int = 0,
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """``--slow`` and ``--gpu``: opt in to the tests marked ``slow`` and ``gpu``."""
+    """``--slow``, ``--gpu`` and ``--peers-tf``: opt in to the tests marked ``slow``,
+    ``gpu`` and ``peers_tf`` (the real DCA/DeepImpute env, built by `scfill peers setup`)."""
     parser.addoption("--slow", action="store_true", help="also run tests marked slow")
     parser.addoption("--gpu", action="store_true", help="also run tests marked gpu (CUDA)")
+    parser.addoption("--peers-tf", action="store_true",
+                     help="also run tests marked peers_tf (the real DCA/DeepImpute env)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for flag in ("slow", "gpu"):
+    for flag, marker in (("slow", "slow"), ("gpu", "gpu"), ("peers-tf", "peers_tf")):
         if config.getoption(f"--{flag}"):
             continue
-        skip = pytest.mark.skip(reason=f"marked {flag}: run with --{flag}")
+        skip = pytest.mark.skip(reason=f"marked {marker}: run with --{flag}")
         for item in items:
-            if flag in item.keywords:
+            if marker in item.keywords:
                 item.add_marker(skip)
 
 

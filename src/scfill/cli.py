@@ -15,6 +15,7 @@ from pathlib import Path
 
 from scfill._logging import logger, set_verbosity
 from scfill.errors import InputError, TrainingError
+from scfill.external import tensorflow_env
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -299,6 +300,7 @@ SUBCOMMANDS: dict[str, tuple[Callable, Callable[[argparse.Namespace], int]]] = {
     "evaluate": (_add_evaluate_parser, _run_evaluate),
     "demo": (_add_demo_parser, _run_demo),
     "benchmark": (_add_benchmark_parser, _run_benchmark),
+    "peers": (tensorflow_env.add_parser, tensorflow_env.run),
 }
 
 

@@ -7,8 +7,8 @@ missing package raises :class:`~scfill.errors.MissingDependency` with the instal
 no dropout model and return their own output everywhere (``combine_rule="all"``), in
 scfill's common space.
 
-DCA (``dca`` 0.3.4) is not adapted: it pins TensorFlow < 2.5, which has no build for the
-Python versions scfill supports (``/work/shared/specs/peers.md``). ALRA needs no package: it
+DCA and DeepImpute cannot be installed next to scfill (DCA pins TensorFlow < 2.5); they run
+in their own env, :mod:`scfill.external.tensorflow_peers`. ALRA needs no package: it
 is implemented from its paper in :mod:`scfill.external.alra`, registered when this module is
 imported.
 """
