@@ -108,7 +108,7 @@ def _add_evaluate_parser(sub) -> None:
     p.add_argument("--dataset", required=True,
                    help="a count file (h5ad, mtx, csv...) or preset:NAME (simulated)")
     p.add_argument("--protocol", default="mask-nonzero:0.3",
-                   help="truth | downstream | mask-nonzero:F | mask-expressed:F "
+                   help="truth | downstream | mask-nonzero:F | mask-expressed:F | mcv[:P] "
                    "(default mask-nonzero:0.3)")
     p.add_argument("--repeats", type=int, default=5, help="repeats (default 5)")
     p.add_argument("--labels-key", help="obs column given to the method as its groups "
@@ -236,7 +236,7 @@ def _add_benchmark_parser(sub) -> None:
                    "h5ad files and preset:NAME simulations")
     p.add_argument("--protocols", default="mask-nonzero:0.1",
                    help="comma-separated protocols (truth, mask-nonzero:F, mask-expressed:F, "
-                   "downstream)")
+                   "downstream, mcv[:P])")
     p.add_argument("--repeats", type=int, default=3, help="repeats per cell (default 3)")
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--max-cells", type=int, default=2000, help="subsample datasets to this "

@@ -1,7 +1,8 @@
 """The seed papers' evaluation protocols and metrics, applied the same way to every method.
 
 - :mod:`~scfill.evaluate.masking`: protocols (``truth``, ``mask-nonzero:F``,
-  ``mask-expressed:F``, ``downstream``): what the method sees, what it is scored against.
+  ``mask-expressed:F``, ``downstream``, ``mcv``): what the method sees, what it is scored
+  against.
 - :mod:`~scfill.evaluate.metrics`: the metrics (errors at entries, dropout calling,
   clustering agreement, distribution distances, DE-gene and trajectory agreement).
 - :mod:`~scfill.evaluate.downstream`: clustering, DE genes and pseudotime of imputed data.

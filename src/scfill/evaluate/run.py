@@ -20,6 +20,7 @@ from scfill.errors import InputError
 from scfill.evaluate import downstream, metrics
 from scfill.evaluate.masking import Degraded, Protocol, degrade, parse_protocol
 from scfill.evaluate.space import reference_space, retarget
+from scfill.preprocess import LogNormalizer, library_size
 from scfill.validate import validate_labels
 
 #: Columns of every result table.
@@ -56,8 +57,8 @@ def evaluate_method(
     method
         Registered method name (``scfill methods``).
     protocol
-        ``"truth"``, ``"mask-nonzero:0.3"``, ``"mask-expressed:0.1"`` or ``"downstream"``
-        (:mod:`scfill.evaluate.masking`).
+        ``"truth"``, ``"mask-nonzero:0.3"``, ``"mask-expressed:0.1"``, ``"downstream"`` or
+        ``"mcv"`` (:mod:`scfill.evaluate.masking`).
     seed, repeat
         The masking draws from ``default_rng([seed, repeat])``; the method runs with seed
         ``seed + repeat``. Repeats of one evaluation differ by ``repeat`` only.
@@ -96,6 +97,9 @@ def evaluate_method(
     - ``mask-*``: ``mse, rmse, pearson, cosine`` at the hidden entries against their values
       before masking; the distribution metrics.
     - ``downstream``: clustering; ``pearson_original``; the distribution metrics.
+    - ``mcv``: ``mse`` and ``poisson_loss`` of the output (back on the count scale with the
+      training part's library sizes) against the held-out test part
+      (:func:`scfill.evaluate.metrics.mcv_mse`, :func:`~scfill.evaluate.metrics.poisson_loss`).
     - Distribution metrics (vs the reference): ``js_distance``, ``wasserstein``, ``cv``
       and ``gini`` (means over genes of the imputed data), ``gini_mse`` (per-gene Gini vs
       the reference's).
@@ -119,9 +123,12 @@ def evaluate_method(
     elapsed = time.perf_counter() - start
     info = shown.uns["scfill"]
 
-    reference, target = reference_space(degraded.reference)
-    predicted = retarget(shown.layers["imputed"], info["normalizer"]["target"], target)
-    scores = _score(protocol, degraded, predicted, reference)
+    if protocol.kind == "mcv":
+        scores = _mcv_scores(degraded, shown.layers["imputed"], info["normalizer"])
+    else:
+        reference, target = reference_space(degraded.reference)
+        predicted = retarget(shown.layers["imputed"], info["normalizer"]["target"], target)
+        scores = _score(protocol, degraded, predicted, reference)
     labels = None if truth_key is None else \
         np.asarray(adata.obs[truth_key].astype(str))[degraded.cells]
     if labels is not None and protocol.kind in ("truth", "downstream"):
@@ -204,6 +211,17 @@ def _score(protocol: Protocol, degraded: Degraded, predicted: sp.csr_matrix,
     both = np.isfinite(gini) & np.isfinite(gini_reference)
     scores["gini_mse"] = float(np.mean((gini[both] - gini_reference[both]) ** 2))
     return scores
+
+
+def _mcv_scores(degraded: Degraded, imputed, normalizer: Mapping[str, float]) -> dict[str, float]:
+    """MCV's MSE and Poisson loss of the output, back on the count scale of the training
+    part (the input's library sizes), against the test part."""
+    train_lib = library_size(degraded.counts)
+    denoised = LogNormalizer(**normalizer).inverse(imputed, np.where(train_lib > 0, train_lib,
+                                                                     1.0))
+    return {"mse": metrics.mcv_mse(denoised, degraded.reference),
+            "poisson_loss": metrics.poisson_loss(denoised, degraded.reference,
+                                                 train_total=float(train_lib.sum()))}
 
 
 def _biozero_mse(predicted: sp.csr_matrix, true_nz: sp.csr_matrix) -> float:
