@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import ClassVar
 
 import anndata as ad
 import numpy as np
@@ -18,6 +17,7 @@ from scfill.evaluate import evaluate_method, parse_protocol
 from scfill.evaluate.masking import MCV_TEST_SHARE, Protocol, degrade, split_molecules
 from scfill.evaluate.metrics import mcv_mse, poisson_loss
 from scfill.methods.base import _REGISTRY, Method, PreparedData, register
+from test_protocols import spy  # noqa: F401  (the method that records what it receives)
 
 
 # ------------------------------------------------------------------------ parsing
@@ -114,33 +114,9 @@ def test_a_zero_mean_under_a_test_count_costs_log_eps():
 
 
 # ------------------------------------------------------------------ what it sees
-@pytest.fixture
-def spy():
-    @register
-    class McvSpy(Method):
-        name = "mcv-spy"
-        description = "test spy"
-        dropout_model = None
-        combine_rule = "all"
-        seen: ClassVar[list[PreparedData]] = []
-
-        def __init__(self) -> None:
-            self.info_ = {}
-
-        def fit(self, data: PreparedData) -> McvSpy:
-            McvSpy.seen.append(data)
-            return self
-
-        def reconstruct(self, data: PreparedData) -> np.ndarray:
-            return data.logcounts.toarray()
-
-    yield McvSpy
-    _REGISTRY.pop("mcv-spy")
-
-
-def test_the_method_sees_only_the_training_part(spy):
+def test_the_method_sees_only_the_training_part(spy):  # noqa: F811
     adata = make_counts(100, 30, seed=4)
-    rows = evaluate_method(adata, "mcv-spy", protocol="mcv", seed=3, repeat=2)
+    rows = evaluate_method(adata, "spy", protocol="mcv", seed=3, repeat=2)
     seen = spy.seen[-1]
     train, test = split_molecules(adata.X, 0.1, np.random.default_rng([3, 2]))
     genes = np.flatnonzero(train.getnnz(axis=0) > 0)
