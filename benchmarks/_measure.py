@@ -15,7 +15,9 @@ def _child(func: Callable[..., Any], args: tuple, queue) -> None:
     start = time.perf_counter()
     result = func(*args)
     seconds = time.perf_counter() - start
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # the process, or a child it ran (DCA/DeepImpute's TensorFlow process), if larger
+    peak_kib = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                   resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
     queue.put((seconds, peak_kib / 1024, result))
 
 

@@ -3,27 +3,31 @@
 Each method runs ``scfill.impute`` with its defaults on the same simulated counts, one at a
 time, each in a fresh process; the time reported is the method's own (``uns['scfill']
 ['runtime_s']``: dropout model, pre-clustering, fit, reconstruct, combine), beside the
-process's wall time and peak RSS. Ratios are against MAGIC measured in the same run; the
-DCA, DeepImpute and scVI figures quoted in the output were measured on this machine by the
-project (DCA cannot be installed on Python 3.11, see specs/peers.md).
+process's wall time and peak RSS (the method process and, for DCA/DeepImpute, the
+TensorFlow child it starts). Ratios are against MAGIC and DCA measured in the same run
+(DCA and DeepImpute run in their own env: ``scfill peers setup``). The machine's load
+average before and after the run is printed beside the figures: on a shared machine
+timings are slower than alone, so compare methods only within one run.
 
-Usage: ``python benchmarks/speed.py [--methods knn,alra,magic,maskclass,cnnimpute]
-[--timeout 1200]``; writes ``benchmarks/results/speed.md``.
+Usage: ``python benchmarks/speed.py [--methods knn,alra,magic,maskclass,dca,deepimpute]
+[--timeout 1200]``; writes ``benchmarks/results/speed.md`` and ``speed.csv``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+import pandas as pd
+
 from _measure import machine, measure
 
-#: Figures the project measured for peers on this machine (5,000 × 2,000, seconds).
-QUOTED_PEERS = {"kNN smoothing": 1.9, "ALRA": 5.2, "MAGIC": 6.9, "DCA": 39.0,
-                "DeepImpute": 43.0, "scVI (400 epochs)": 622.0}
+#: Methods the ratio columns divide by, when they ran.
+REFERENCES = ("magic", "dca")
 
 
 def make_data(path: str, n_cells: int, n_genes: int) -> str:
@@ -51,12 +55,14 @@ def impute_job(path: str, method: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--methods", default="knn,alra,magic,maskclass,cnnimpute")
+    parser.add_argument("--methods", default="knn,alra,magic,maskclass,dca,deepimpute")
     parser.add_argument("--cells", type=int, default=5000)
     parser.add_argument("--genes", type=int, default=2000)
     parser.add_argument("--timeout", type=float, default=1200.0)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "speed.md"))
+    parser.add_argument("--csv", default=None, help="CSV beside --out (default: .csv)")
     args = parser.parse_args()
+    load_before = os.getloadavg()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "counts.h5ad")
@@ -68,32 +74,41 @@ def main() -> None:
             except TimeoutError:
                 rows.append((method, None, None, None, {}))
             print(rows[-1][:4], flush=True)
-    magic = next((r[1] for r in rows if r[0] == "magic" and r[1]), None)
+    load_after = os.getloadavg()
+    times = {r[0]: r[1] for r in rows if r[1]}
+    references = [m for m in REFERENCES if m in times]
     lines = [
         "# Speed and memory side by side (the project's bar)",
         "",
         f"Command: `python benchmarks/speed.py --methods {args.methods} --cells {args.cells} "
         f"--genes {args.genes} --timeout {args.timeout:g}`",
-        f"Machine: {machine()}; torch and BLAS use their default threads (2).",
+        f"Machine: {machine()}; torch and BLAS use their default threads (2). Load average "
+        f"(1 min) {load_before[0]:.1f} before and {load_after[0]:.1f} after the run: the "
+        "machine is shared, so absolute times are slower than alone; the ratios compare "
+        "methods timed in this one run.",
         "",
         f"Data: `scfill.simulate` {args.cells:,} cells x {args.genes:,} genes, 4 groups, "
         f"experiment dropout (mid 3, shape -1), {zeros}. Each method with its defaults "
-        "(MaskClass 300 epochs, batch 32; cnnImpute <= 150 epochs with early stopping).",
+        "(MaskClass 300 epochs, batch 32; cnnImpute <= 150 epochs with early stopping; DCA "
+        "<= 300 epochs, early stopping after 15; DeepImpute <= 500 epochs, early stopping "
+        "after 5).",
         "",
-        "| method | method time (s) | process wall (s) | peak RSS (MiB) | time / MAGIC | "
-        "time / DCA (39 s, quoted) |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| method | method time (s) | process wall (s) | peak RSS (MiB) | "
+        + "".join(f"time / {m} | " for m in references),
+        "|---|---:|---:|---:|" + "---:|" * len(references),
     ]
     for method, runtime, wall, peak, _ in rows:
         if runtime is None:
-            lines.append(f"| {method} | > {args.timeout:g} (stopped) | | | | |")
+            lines.append(f"| {method} | > {args.timeout:g} (stopped) | | |"
+                         + " |" * len(references))
             continue
-        ratio = f"{runtime / magic:.2f}" if magic else ""
-        lines.append(f"| {method} | {runtime:.1f} | {wall:.1f} | {peak:.0f} | {ratio} | "
-                     f"{runtime / QUOTED_PEERS['DCA']:.2f} |")
-    lines += ["", "Peers measured earlier by the project on this machine, same size: "
-              + ", ".join(f"{k} {v:g} s" for k, v in QUOTED_PEERS.items()) + ".", ""]
-    Path(args.out).write_text("\n".join(lines))
+        lines.append(f"| {method} | {runtime:.1f} | {wall:.1f} | {peak:.0f} | "
+                     + "".join(f"{runtime / times[m]:.2f} | " for m in references))
+    Path(args.out).write_text("\n".join(lines) + "\n")
+    pd.DataFrame([{"method": m, "runtime_s": t, "wall_s": w, "peak_rss_mb": p,
+                   "load_before": load_before[0], "load_after": load_after[0]}
+                  for m, t, w, p, _ in rows]).to_csv(
+        args.csv or Path(args.out).with_suffix(".csv"), index=False)
     print("\n".join(lines))
 
 

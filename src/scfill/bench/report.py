@@ -1,14 +1,19 @@
 """The benchmark report: markdown tables (mean ± sd, best marked) and figures.
 
-Written from the runner's tidy results (:mod:`scfill.bench.runner`): one table per
-protocol and headline metric (methods × datasets), the runtime and memory of every method
-with its ratio to a reference method, the runs that did not finish and why, and figures
-(metric bars with sd error bars, runtime and memory bars, UMAPs of one dataset before and
-after each method).
+Written from the runner's tidy results (:mod:`scfill.bench.runner`): the settings that
+differ from each method's defaults (from ``settings.json``), one table per protocol and
+headline metric (methods × datasets), per protocol the leaders and a "best peer vs best
+scfill method" table, real and simulated datasets counted apart
+(:mod:`scfill.bench.compare`), the runtime and memory of every method with its ratio to a
+reference method, the runs that did not finish and why, and figures (metric bars with sd
+error bars, runtime and memory bars, UMAPs of one dataset before and after each method).
+Every number in the prose is computed here from the results; a run folder's ``notes.md``
+(provenance that no setting records, e.g. parallel streams) is quoted as written.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 from collections.abc import Mapping
@@ -23,7 +28,7 @@ import pandas as pd
 DIRECTION: dict[str, int] = {
     **dict.fromkeys(("mse", "rmse", "dropout_mse", "dropout_rmse", "biozero_mse",
                      "js_distance", "wasserstein", "gini_mse", "entropy", "dropout_fpr",
-                     "runtime_s", "wall_s", "peak_rss_mb"), -1),
+                     "runtime_s", "wall_s", "peak_rss_mb", "poisson_loss"), -1),
     **dict.fromkeys(("pearson", "cosine", "dropout_pearson", "dropout_cosine", "ari", "nmi",
                      "purity", "asw", "acc", "f1", "auc", "dropout_accuracy", "dropout_f1",
                      "dropout_precision", "deg_f1", "deg_jaccard", "deg_auc",
@@ -35,7 +40,21 @@ HEADLINE: dict[str, tuple[str, ...]] = {
     "mask-nonzero": ("rmse", "pearson", "cosine"),
     "mask-expressed": ("rmse", "pearson", "cosine"),
     "downstream": ("ari", "nmi", "asw"),
+    "mcv": ("mse", "poisson_loss"),
 }
+#: Metric of the "best peer vs best scfill method" comparison, by protocol kind.
+COMPARED: dict[str, str] = {"truth": "mse", "mask-nonzero": "mse", "mask-expressed": "mse",
+                            "mcv": "mse", "downstream": "ari"}
+#: What each protocol kind scores, for the comparison's heading.
+SCORED: dict[str, str] = {
+    "truth": "against the simulation's true counts, all entries",
+    "mask-nonzero": "at the hidden non-zeros, against their values before masking",
+    "mask-expressed": "at the hidden non-zeros of genes expressed in half of the cells",
+    "mcv": "against the held-out molecules (molecular cross-validation, all entries)",
+    "downstream": "clustering agreement with the labels",
+}
+#: A run folder's hand-written provenance, quoted in the report.
+NOTES_FILE = "notes.md"
 #: obs columns tried, in order, to colour the UMAPs.
 LABEL_COLUMNS = ("label", "group", "cell_type")
 #: UMAP settings: PCA components and neighbours (scanpy defaults: 50, 15).
@@ -64,7 +83,20 @@ def _versions() -> str:
             found.append(f"{package} {version(package)}")
         except PackageNotFoundError:
             found.append(f"{package} (not installed)")
-    return ", ".join(found)
+    return ", ".join(found) + _tf_versions()
+
+
+def _tf_versions() -> str:
+    """The TensorFlow peers' versions, from their env's setup record."""
+    import json
+
+    from scfill.external import tensorflow_env
+
+    ready = tensorflow_env.env_path() / tensorflow_env.READY_FILE
+    if not ready.exists():
+        return "; the DCA/DeepImpute env is not installed"
+    versions = json.loads(ready.read_text())
+    return "; DCA/DeepImpute env: " + ", ".join(f"{k} {v}" for k, v in versions.items())
 
 
 def summarize(results: pd.DataFrame) -> pd.DataFrame:
@@ -160,6 +192,71 @@ def _status_section(runs: pd.DataFrame) -> list[str]:
     return lines
 
 
+def _default(method: str, key: str) -> Any:
+    import inspect
+
+    from scfill.methods.base import get
+
+    parameter = inspect.signature(get(method).__init__).parameters.get(key)
+    return "?" if parameter is None else parameter.default
+
+
+def _settings_section(settings: Mapping[str, Any], methods: list[str]) -> list[str]:
+    """Every setting of the run that differs from a method's or scfill's default."""
+    lines = ["## Settings", "", "What this run changed from the defaults (a method's "
+             "parameter, or how the benchmark runs it):", ""]
+    params = settings.get("params", {})
+    changed = [f"- `{m}`: " + ", ".join(f"`{k}={v!r}` (default `{_default(m, k)!r}`)"
+                                        for k, v in params[m].items())
+               for m in methods if params.get(m)]
+    lines += changed or ["- every method at its default parameters"]
+    cells, genes = settings.get("max_cells"), settings.get("max_genes")
+    if cells or genes:
+        lines.append(f"- datasets subsampled once to at most {cells or 'all'} random cells "
+                     f"and their {genes or 'all'} most variable genes (presets simulated at "
+                     f"{cells or 'their'} cells); the methods see only those")
+    if settings.get("threads"):
+        lines.append(f"- {settings['threads']} thread(s) per run (numpy/BLAS/torch, and "
+                     "TensorFlow for DCA/DeepImpute)")
+    if settings.get("timeout_s"):
+        lines.append(f"- runs killed after {settings['timeout_s']:g} s")
+    if settings.get("repeats"):
+        lines.append(f"- {settings['repeats']} repeat(s) per method × dataset × protocol "
+                     "(masks/splits and method seeds differ by repeat)")
+    lines.append(f"- device `{settings.get('device', 'cpu')}`, base seed "
+                 f"{settings.get('seed', 0)}")
+    return [*lines, ""]
+
+
+def _comparison_section(summary: pd.DataFrame, protocol: str) -> list[str]:
+    """Leaders and the best peer vs best scfill method per dataset, real and simulated
+    apart, on the protocol's compared metric."""
+    from scfill.bench import compare
+
+    kind = str(protocol).split(":")[0]
+    metric = COMPARED.get(kind)
+    direction = DIRECTION.get(metric, 0)
+    table = compare.best_versus(summary, protocol, metric, direction) if metric else None
+    if table is None or table.empty:
+        return []
+    better = "lower" if direction < 0 else "higher"
+    lines = [f"### Best peer vs best scfill method (`{metric}`, {better} is better)", "",
+             f"Scored {SCORED.get(kind, '')}. "]
+    for data_kind in ("real", "simulated"):
+        if (table["kind"] == data_kind).any():
+            board = compare.leaderboard(summary, protocol, metric, direction, data_kind)
+            lines[-1] += (f"{compare.leader_sentence(board, data_kind)}; "
+                          f"{compare.tally(table, data_kind)}. ")
+    lines += ["", "| dataset | kind | best scfill method | value | best peer | value | "
+              "no imputation | scfill / peer | winner |", "|---|---|---|---:|---|---:|---:|"
+              "---:|---|"]
+    for row in table.itertuples():
+        lines.append(f"| {row.dataset} | {row.kind} | {row.scfill or '–'} | "
+                     f"{_fmt(row.scfill_value)} | {row.peer or '–'} | {_fmt(row.peer_value)} | "
+                     f"{_fmt(row.floor_value)} | {_fmt(row.ratio)} | {row.winner or '–'} |")
+    return [*lines, ""]
+
+
 def _dataset_section(datasets: Mapping[str, Path]) -> list[str]:
     import anndata as ad
 
@@ -177,7 +274,8 @@ def _dataset_section(datasets: Mapping[str, Path]) -> list[str]:
 
 def write_report(out: Path, results: pd.DataFrame, runs: pd.DataFrame, *, command: str = "",
                  datasets: Mapping[str, Path] | None = None,
-                 umap: Mapping[str, Any] | None = None, reference: str | None = None) -> Path:
+                 umap: Mapping[str, Any] | None = None, reference: str | None = None,
+                 settings: Mapping[str, Any] | None = None) -> Path:
     """Write ``out/report.md``, ``out/summary.csv`` and ``out/figures/*.png``.
 
     Parameters
@@ -195,6 +293,9 @@ def write_report(out: Path, results: pd.DataFrame, runs: pd.DataFrame, *, comman
     reference
         Method the runtime and memory ratios are taken against (default: the first one
         other than the ``none`` floor).
+    settings
+        The run's settings (:meth:`~scfill.bench.runner.BenchmarkConfig.settings` plus
+        ``threads``, ``timeout_s``, ``repeats``); default: ``out/settings.json``.
     """
     from scfill.bench import figures
 
@@ -212,6 +313,11 @@ def write_report(out: Path, results: pd.DataFrame, runs: pd.DataFrame, *, comman
              "better for errors, distances, time and memory). All values in scfill's common "
              "space ln(1 + count · median / library size). Every metric of every run is in "
              "`results.csv`; means and sds in `summary.csv`.", ""]
+    if settings is None and (out / "settings.json").exists():
+        settings = json.loads((out / "settings.json").read_text())
+    lines += _settings_section(settings or {}, methods)
+    if (out / NOTES_FILE).exists():
+        lines += ["## Provenance", "", (out / NOTES_FILE).read_text().strip(), ""]
     if datasets:
         lines += _dataset_section(datasets)
     lines += _status_section(runs)
@@ -229,6 +335,7 @@ def write_report(out: Path, results: pd.DataFrame, runs: pd.DataFrame, *, comman
                                                                   methods)), ""]
         name = figures.metric_bars(summary, protocol, shown, methods, figure_dir)
         lines += [f"![{protocol}](figures/{name})", ""]
+        lines += _comparison_section(summary, protocol)
     lines += ["## Cost", "",
               "`runtime_s`: the method's own run (fit, reconstruct, combine) as timed by "
               "`scfill.impute`; `peak_rss_mb`: peak resident memory of the run's process "

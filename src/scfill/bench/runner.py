@@ -410,5 +410,7 @@ def run_benchmark(config: BenchmarkConfig, *, command: str = "") -> Path:
         umap = {"dataset": umap_name, "path": paths[umap_name],
                 "imputed": run_umap_imputations(config, methods, umap_name,
                                                 paths[umap_name])}
+    settings = {**config.settings(), "threads": config.threads, "timeout_s": config.timeout_s,
+                "repeats": config.repeats}
     return write_report(config.out, results, runs, command=command, datasets=paths,
-                        umap=umap)
+                        umap=umap, settings=settings)
