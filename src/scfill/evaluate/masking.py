@@ -93,8 +93,8 @@ def parse_protocol(text: str | Protocol) -> Protocol:
     try:
         fraction = float(value)
     except ValueError:
-        raise InputError(f"protocol {text!r} needs a fraction (non-zeros to hide, or the "
-                         "test share of mcv).",
+        raise InputError(f"protocol {text!r} needs a fraction of non-zeros to hide (for "
+                         "mcv: the test share).",
                          fix=f"write e.g. {kind}:0.3.") from None
     if not 0 < fraction < 1:
         raise InputError(f"protocol {text!r}: the fraction {fraction:g} is not between 0 and 1.",
