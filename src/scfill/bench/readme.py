@@ -29,8 +29,10 @@ def _changed_settings(folder: Path) -> str:
     settings = json.loads(path.read_text())
     params = [f"{m} {k}={v}" for m, values in settings.get("params", {}).items()
               for k, v in values.items()]
-    return "parameters changed from the defaults: " + (", ".join(params) if params else
-                                                       "none")
+    size = (f"datasets cut to at most {settings['max_cells']} cells x {settings['max_genes']} "
+            "genes; " if settings.get("max_cells") or settings.get("max_genes") else "")
+    return size + "parameters changed from the defaults: " + (", ".join(params) if params
+                                                              else "none")
 
 
 def _run_lines(folder: Path, root: Path) -> list[str]:
