@@ -221,6 +221,8 @@ class Trainer:
     description
         Label of progress bars, log lines and error messages.
 
+    Notes
+    -----
     Under torchrun with more than one process, automatically optimised plans train
     through :class:`torch.nn.parallel.DistributedDataParallel` (its forward is the plan's
     step); manually optimised ones (several optimisers and backward passes in a step, which
