@@ -2,8 +2,8 @@
 
 Two kinds of page are written at build time into ``docs/generated/`` (not committed):
 
-- the API reference (``api.rst``), from the ``__all__`` of the public modules and the method registry, so
-  a new public function or a new registered method appears without editing the docs;
+- the API reference (``api.rst``), from the ``__all__`` of the public modules and the
+  method registry, so a new public function or registered method appears without editing;
 - the committed benchmark results of ``benchmarks/results/``, copied with their figures, so
   the site shows the files the benchmark scripts wrote, not a second copy of their numbers.
 """
@@ -25,7 +25,7 @@ import scfill  # noqa: E402
 
 project = "scfill"
 author = "the scfill developers"
-copyright = "2026, the scfill developers"  # noqa: A001  (Sphinx's name)
+copyright = "2026, the scfill developers"
 release = scfill.__version__
 version = release
 
@@ -120,21 +120,25 @@ def write_api_page() -> None:
               "Each class below is what ``scfill.get_method(name)`` returns; its docstring "
               "lists its parameters and their sources.", "", ".. currentmodule:: scfill", "",
               ".. autosummary::",
-              "   :toctree: api", "", *[f"   {path.removeprefix('scfill.')}" for path in registered_methods()], ""]
+              "   :toctree: api", "",
+              *[f"   {path.removeprefix('scfill.')}" for path in registered_methods()], ""]
     (GENERATED / "api.rst").write_text("\n".join(lines))
 
 
 def copy_results() -> None:
-    """Copy the committed benchmark reports (markdown) and their figures into the build."""
+    """Copy the committed benchmark results into the build: every ``*.md`` report, and each
+    run folder's ``report.md`` with its ``figures/``."""
     source = ROOT / "benchmarks" / "results"
     target = GENERATED / "results"
     target.mkdir(parents=True, exist_ok=True)
     for page in sorted(source.glob("*.md")):
         shutil.copy2(page, target / page.name)
-    report = source / "benchmark"
-    (target / "benchmark").mkdir(exist_ok=True)
-    shutil.copy2(report / "report.md", target / "benchmark" / "report.md")
-    shutil.copytree(report / "figures", target / "benchmark" / "figures", dirs_exist_ok=True)
+    for report in sorted(source.glob("*/report.md")):
+        folder = target / report.parent.name
+        folder.mkdir(exist_ok=True)
+        shutil.copy2(report, folder / "report.md")
+        if (report.parent / "figures").is_dir():
+            shutil.copytree(report.parent / "figures", folder / "figures", dirs_exist_ok=True)
 
 
 # before Sphinx looks for source files, so the generated pages are found like the others
