@@ -37,6 +37,8 @@ def _torchrun(args: list[str], tmp_path: Path, timeout: int = 300) -> subprocess
     env = {**os.environ, "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join([str(TESTS.parent / "src"),
                                           os.environ.get("PYTHONPATH", "")])}
+    if sys.platform == "linux":  # gloo on the loopback: no dependence on the host's network
+        env.setdefault("GLOO_SOCKET_IFNAME", "lo")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                "--nproc_per_node", "2", *args]
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,

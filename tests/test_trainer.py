@@ -96,10 +96,20 @@ def test_non_finite_loss_given_to_optimize_is_caught_before_the_update():
 
     plan = Exploding()
     before = _weights(plan.module)
-    with pytest.raises(TrainingError, match=r"ctx.optimize\('generator'\).*step 1"):
+    with pytest.raises(TrainingError, match=r"ctx.optimize for 'generator' became -?inf at step 1"):
         Trainer(device="cpu").fit([Phase("gan", plan, loader(), 1)])
     after = _weights(plan.module)
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_non_finite_validation_metric_is_named():
+    class BadValidation(Regression):
+        def validation_step(self, batch, ctx):
+            return {"val_loss": torch.tensor(float("nan"))}
+
+    with pytest.raises(TrainingError, match="validation metric 'val_loss' became nan"):
+        Trainer(device="cpu").fit([Phase("fit", BadValidation(), loader(), 2,
+                                         val_data=loader())])
 
 
 class _Scripted(Regression):
@@ -303,3 +313,15 @@ def test_mixed_precision_on_cuda_trains_checkpoints_its_scaler_and_resumes(tmp_p
     _, again = run(checkpoint_dir=tmp_path, resume_from=tmp_path)
     assert again["p"].epochs == 6
     np.testing.assert_allclose(again["p"]["loss"], history["p"]["loss"], rtol=1e-3)
+
+
+def test_methods_leave_backward_and_optimiser_steps_to_the_trainer():
+    from pathlib import Path
+
+    import scfill.methods
+
+    root = Path(scfill.methods.__file__).parent
+    for path in root.rglob("*.py"):
+        text = path.read_text()
+        for call in (".backward(", ".zero_grad(", "optimizer.step(", "scaler.step("):
+            assert call not in text, f"{path.relative_to(root)} calls {call} itself"

@@ -22,6 +22,8 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         For an unknown name, or ``cuda`` on a machine without a CUDA device.
     """
     if isinstance(device, torch.device):
+        if device.type == "cuda" and device.index is None and distributed.launched():
+            return torch.device("cuda", distributed.local_rank())
         return device
     name = str(device).lower()
     if name == "auto":

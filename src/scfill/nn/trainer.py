@@ -119,20 +119,22 @@ class StepContext:
         if name not in self.optimizers:
             raise KeyError(f"no optimiser {name!r}; configure_optimizers returned "
                            f"{sorted(self.optimizers)}")
-        self.check_finite({name: loss}, f"the loss given to ctx.optimize({name!r})")
+        self.check_finite({name: loss}, "loss passed to ctx.optimize for")
         self._update(name, loss, retain_graph=retain_graph)
 
-    def check_finite(self, losses: Losses, what: str = "the loss") -> None:
-        """Raise :class:`TrainingError` naming the step and the loss when one is not finite."""
+    def check_finite(self, losses: Losses, kind: str = "loss") -> None:
+        """Raise :class:`TrainingError` naming the step and the loss when one is not finite.
+
+        The message reads "the <kind> '<name>' became nan at step ...".
+        """
         values = torch.stack([v.detach().float().reshape(()) for v in losses.values()])
         finite = torch.isfinite(values)
         if bool(finite.all()):
             return
         bad = int((~finite).nonzero()[0, 0])
         name, value = list(losses)[bad], float(values[bad])
-        named = f"{what} {name!r}" if what == "the loss" else what
         raise TrainingError(
-            f"{self._description} [{self.phase}]: {named} became {value} at step "
+            f"{self._description} [{self.phase}]: the {kind} {name!r} became {value} at step "
             f"{self.step + 1} (epoch {self.epoch + 1}). {NONFINITE_HINT}")
 
     def _update(self, name: str, loss: torch.Tensor, *, retain_graph: bool = False) -> None:
@@ -371,7 +373,7 @@ class Trainer:
                 batch = _to_device(batch, device)
                 with autocast():
                     metrics = plan.validation_step(batch, ctx)
-                ctx.check_finite(metrics, "the validation metric")
+                ctx.check_finite(metrics, "validation metric")
                 means.add(metrics, plan.batch_weight(batch))
         clash = training_names & set(means.weighted)
         if clash:
