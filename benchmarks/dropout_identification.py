@@ -78,7 +78,7 @@ def identification_rows(counts, truth, groups, preclusters) -> list[tuple[str, d
                  score(counts, truth, res.probability), time.perf_counter() - start))
     for source in ("nonzero", "all"):
         start = time.perf_counter()
-        res = estimate("zinb", counts, lib, dispersion_counts=source)
+        res = estimate("zinb-paper", counts, lib, dispersion_counts=source)
         rows.append((f"zinb (MaskClass), dispersion from {source} counts",
                      score(counts, truth, res.probability), time.perf_counter() - start))
     zeros = sp.csr_matrix(np.ones(counts.shape, dtype=bool)) - (counts != 0)

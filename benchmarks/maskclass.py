@@ -63,18 +63,21 @@ def accuracy(seeds: list[int], epochs: int, presets: list[str], methods: list[st
     import torch
 
     import scfill
+    from scfill.dropout import ZINB_DEFAULT
     from scfill.evaluate.run import evaluate_method
 
     torch.set_num_threads(1)
-    done = pd.read_csv(csv) if csv.exists() else pd.DataFrame(
-        columns=["preset", "seed", "method", "epochs"])
+    done = _read_accuracy(csv) if csv.exists() else pd.DataFrame(
+        columns=["preset", "seed", "method", "epochs", "dropout_model"])
     for seed in seeds:
         for preset in presets:
             adata = None
             for method in methods:
                 method_epochs = epochs if method.startswith("maskclass") else 0
+                zinb = ZINB_DEFAULT if method.startswith("maskclass") else ""
                 finished = ((done["preset"] == preset) & (done["seed"] == seed)
-                            & (done["method"] == method) & (done["epochs"] == method_epochs))
+                            & (done["method"] == method) & (done["epochs"] == method_epochs)
+                            & (done["dropout_model"] == zinb))
                 if finished.any():
                     continue
                 if adata is None:
@@ -87,15 +90,27 @@ def accuracy(seeds: list[int], epochs: int, presets: list[str], methods: list[st
                                        params=params, dataset=preset)
                 scores = dict(zip(rows["metric"], rows["value"], strict=True))
                 row = {"preset": preset, "seed": seed, "method": method,
-                       "epochs": method_epochs,
+                       "epochs": method_epochs, "dropout_model": zinb,
                        **{m: scores.get(m, np.nan) for m in METRICS},
                        "wall_s": round(time.perf_counter() - start, 2)}
                 for key in ("mse", "dropout_mse", "biozero_mse"):
                     row[key] /= LOG2_SQUARED
                 print(row, flush=True)
                 frame = pd.DataFrame([row])
-                frame.to_csv(csv, mode="a", header=not csv.exists(), index=False)
-                done = pd.concat([done, frame], ignore_index=True)
+                if csv.exists():
+                    frame = pd.concat([_read_accuracy(csv), frame], ignore_index=True)
+                frame.to_csv(csv, index=False)
+                done = frame
+
+
+def _read_accuracy(csv: Path = ACCURACY_CSV) -> pd.DataFrame:
+    """An accuracy CSV; rows from before the ``dropout_model`` column ran the paper's ZINB."""
+    acc = pd.read_csv(csv)
+    if "dropout_model" not in acc:
+        acc["dropout_model"] = np.where(acc["method"].str.startswith("maskclass"),
+                                        "zinb-paper", "")
+    acc["dropout_model"] = acc["dropout_model"].fillna("")
+    return acc
 
 
 def biozero_check(seeds: list[int], presets: list[str]) -> None:
@@ -180,10 +195,13 @@ def report() -> None:
     lines = ["# MaskClass benchmark", "",
              f"Machine: {machine()} (shared with other developers; timings are noisy).", ""]
     if ACCURACY_CSV.exists():
-        acc = pd.read_csv(ACCURACY_CSV)
-        # only simulations where MaskClass (balanced) finished, so every mean covers the
-        # same seeds
-        finished = acc.loc[acc["method"] == "maskclass", ["preset", "seed"]]
+        acc = _read_accuracy()
+        acc["method"] = np.where(acc["dropout_model"] != "",
+                                 acc["method"] + " [" + acc["dropout_model"] + "]",
+                                 acc["method"])
+        # only simulations where MaskClass (balanced, either ZINB model) finished
+        finished = acc.loc[acc["method"].str.startswith("maskclass [")
+                           & ~acc["method"].str.contains(":"), ["preset", "seed"]]
         acc = acc.merge(finished.drop_duplicates(), on=["preset", "seed"])
         presets = [p for p in PRESETS if p in set(acc["preset"])]
         lines += _accuracy_tables(acc, presets)

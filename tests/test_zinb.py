@@ -47,13 +47,13 @@ def test_dropout_is_one_minus_biozero(data):
     counts, _ = data
     lib = _library(counts)
     p_bio = zinb.biozero_probability(counts, lib).toarray()
-    result = estimate("zinb", counts, lib, labels=np.zeros(counts.shape[0]))
+    result = estimate("zinb-paper", counts, lib, labels=np.zeros(counts.shape[0]))
     drop = result.probability.toarray()
     zeros = counts.toarray() == 0
     np.testing.assert_allclose(drop[zeros], 1 - p_bio[zeros], atol=1e-6)
     assert np.all(drop[~zeros] == 0)
     assert result.params["dropout_curve"][1] <= 0
-    assert result.summary["model"] == "zinb"
+    assert result.summary["model"] == "zinb-paper"
 
 
 def test_biozero_higher_for_low_mean_genes():

@@ -1,4 +1,8 @@
-"""MaskClass's ZINB biozero probability (MaskClass §2.6, ``specs/dropout.md``).
+"""MaskClass's ZINB biozero probability as the paper gives it (§2.6, ``specs/dropout.md``).
+
+This is the ``"zinb-paper"`` dropout model. The default ZINB model (``"zinb"``) is the
+per-gene maximum-likelihood fit of :mod:`scfill.dropout.zinb_mle`, measured against this
+one in ``benchmarks/results/dropout_models.md``.
 
 Counts follow a zero-inflated negative binomial: a latent count ``t ~ NB(μ_ij, φ_j)`` with
 ``μ_ij = ℓ_i·μ_j``, dropped with probability ``δ_ij``. For an observed zero
@@ -214,7 +218,7 @@ def dropout_probability(
         probability = fill_zeros(sp.csr_matrix(counts), lambda rows: 1 - fit.biozero(rows))
     params = {"mean": fit.mean, "dispersion": fit.dispersion, "size_factor": fit.size_factor,
               "sparsity": fit.sparsity, "dropout_curve": np.array([fit.intercept, fit.slope])}
-    summary = {"model": "zinb", "genes": int(counts.shape[1]),
+    summary = {"model": "zinb-paper", "genes": int(counts.shape[1]),
                "dropout_curve": {"intercept": fit.intercept, "slope": fit.slope},
                "median_dispersion": float(np.median(fit.dispersion)),
                "sparsity_weight": fit.sparsity_weight}
