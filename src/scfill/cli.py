@@ -38,7 +38,12 @@ def _add_impute_parser(sub) -> None:
     p.add_argument("input", help="h5ad, 10x .h5, 10x mtx folder, csv/tsv")
     p.add_argument("-o", "--output", required=True, help="output .h5ad, .csv or .tsv")
     p.add_argument("--method", default=None,
-                   help="method name (see `scfill methods`; default: the default method)")
+                   help="method name (see `scfill methods`; default: the default method), or "
+                   "auto: choose on held-out data and refit the best")
+    p.add_argument("--candidates", help="with --method auto: comma-separated methods to try "
+                   "(default: scfill's own, fast ones first)")
+    p.add_argument("--time-budget", type=float, help="with --method auto: seconds for "
+                   "trying the candidates (default 900)")
     p.add_argument("--layer", help="h5ad layer holding the counts (default X)")
     p.add_argument("--labels-key", help="obs column of cell groups (default: pre-cluster)")
     p.add_argument("--transpose", action="store_true",
@@ -62,7 +67,12 @@ def _run_impute(args: argparse.Namespace) -> int:
     from scfill.pipeline import DEFAULT_METHOD
 
     method = args.method or DEFAULT_METHOD
-    params = parse_param_strings(scfill.get_method(method), args.param)
+    if method.lower() == "auto":
+        from scfill.select import auto_params
+
+        params = auto_params(args.candidates, args.time_budget, args.param)
+    else:
+        params = parse_param_strings(scfill.get_method(method), args.param)
     if args.plots:
         scfill.pl.check_plot_folder(args.plots, force=args.force)
     adata = scfill.read(args.input, layer=args.layer, cells_axis=0 if args.transpose else None)
@@ -73,8 +83,12 @@ def _run_impute(args: argparse.Namespace) -> int:
 
     if distributed.is_main_process():  # under torchrun, rank 0 alone writes
         scfill.write(adata, output, force=args.force)
+        if "auto" in adata.uns["scfill"]:
+            from scfill.select import format_uns_table
+
+            print(format_uns_table(adata.uns["scfill"]["auto"]))
         print(f"wrote {output} ({adata.n_obs} cells x {adata.n_vars} genes, method "
-              f"{method}, {adata.uns['scfill']['runtime_s']:.1f} s)")
+              f"{adata.uns['scfill']['method']}, {adata.uns['scfill']['runtime_s']:.1f} s)")
         if args.plots:
             files = scfill.pl.save_impute_plots(adata, args.plots, color=args.labels_key,
                                                 seed=args.seed)

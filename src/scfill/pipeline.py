@@ -48,8 +48,11 @@ def impute(
         Cells × genes raw counts in ``X`` (or ``layer``). Not modified unless ``copy`` is
         False, and then only by adding the fields below.
     method
-        A registered name (``scfill.list_methods()``) or a configured :class:`Method`
-        instance (then ``params`` must be empty).
+        A registered name (``scfill.list_methods()``), a configured :class:`Method`
+        instance (then ``params`` must be empty), or ``"auto"``: choose the method on
+        held-out data (:func:`scfill.select.select_method`, whose options ``candidates``,
+        ``time_budget``, ``holdout`` are then given in ``params``) and refit it on all the
+        data.
     layer
         Read counts from this layer instead of ``X``.
     labels_key
@@ -86,12 +89,21 @@ def impute(
     ``obs["scfill_cluster"]``
         Pre-clusters, when the method needed groups and none were given.
     ``uns["scfill"]``
-        Method, parameters, seed, version, device, runtime, output space and run facts.
+        Method, parameters, seed, version, device, runtime, output space and run facts;
+        with ``method="auto"`` also ``uns["scfill"]["auto"]``: the score table, the winner,
+        the hold-out and the time budget used (:meth:`scfill.select.Selection.to_uns`).
     """
     from scfill import __version__
 
     start = time.perf_counter()
     adata = adata.copy() if copy else adata
+    selection = None
+    if isinstance(method, str) and method.lower() == "auto":  # choose on held-out data
+        from scfill.select import select_method
+
+        selection = select_method(adata, layer=layer, labels_key=labels_key, seed=seed,
+                                  device=device, **(params or {}))
+        method, params = selection.winner, None
     model = _make_method(method, params)
     source = adata.uns.get("scfill_input", {}).get("path") if "scfill_input" in adata.uns else None
     raw = adata.layers[layer] if layer is not None else adata.X
@@ -173,6 +185,8 @@ def impute(
         "dropout_threshold": model.dropout_threshold(),
         "info": _jsonable(getattr(model, "info_", {})),
     }
+    if selection is not None:
+        adata.uns["scfill"]["auto"] = selection.to_uns()
     logger.info("imputed %d cells x %d genes with %s in %.1f s", int(cells.sum()),
                 int(genes.sum()), model.name, adata.uns["scfill"]["runtime_s"])
     return adata if copy else None
