@@ -169,3 +169,15 @@ def test_bad_parameters_raise():
         zinb_mle.fit_zinb_mle(counts, lib, n_bins=0)
     with pytest.raises(InputError):
         zinb_mle.fit_zinb_mle(counts, -lib)
+
+
+def test_gamma_normal_zinb_scores_the_mixtures_genes_with_the_zinb(known):
+    _, _, _, counts, _, lib = known
+    labels = np.repeat([0, 1], counts.shape[0] // 2)
+    hybrid = estimate("gamma_normal-zinb", counts, lib, labels=labels).probability.toarray()
+    mixture = estimate("gamma_normal", counts, lib, labels=labels).probability.toarray()
+    zinb = zinb_mle.dropout_probability(counts, lib, labels=labels,
+                                        by_group=True).probability.toarray()
+    imputable = mixture > 0
+    assert np.all(hybrid[~imputable] == 0)
+    np.testing.assert_allclose(hybrid[imputable], zinb[imputable], rtol=1e-6)

@@ -1,9 +1,11 @@
 """Dropout identification: for every observed zero, the probability it is a technical dropout.
 
-Two models, shared by all methods (``specs/dropout.md``):
+The models, shared by all methods (``specs/dropout.md``):
 
 - :mod:`scfill.dropout.gamma_normal`: scImpute's Gamma–Normal mixture per gene and cell
   group (cnnImpute, scGACL).
+- :mod:`scfill.dropout.gamma_normal_zinb`: the mixture's imputable genes, their zeros scored
+  by the ML ZINB (``"gamma_normal-zinb"``).
 - :mod:`scfill.dropout.zinb_mle`: the ZINB biozero model fitted per gene by maximum
   likelihood with shrunk dispersions (``"zinb-ml"``, the default ZINB model).
 - :mod:`scfill.dropout.zinb`: MaskClass's ZINB biozero model as the paper gives it
@@ -21,7 +23,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-MODELS = ("gamma_normal", "zinb", "zinb-ml", "zinb-paper")
+MODELS = ("gamma_normal", "gamma_normal-zinb", "zinb", "zinb-ml", "zinb-paper")
 #: The ZINB model ``"zinb"`` stands for: the ML fit separates dropouts from biological zeros
 #: with ROC AUC 0.90–0.95 on the MaskClass presets where the paper's model reaches
 #: 0.65–0.72 (benchmarks/results/dropout_models.md).
@@ -63,6 +65,8 @@ def estimate(
     """
     if model == "gamma_normal":
         from scfill.dropout.gamma_normal import dropout_probability
+    elif model == "gamma_normal-zinb":
+        from scfill.dropout.gamma_normal_zinb import dropout_probability
     elif model == "zinb-paper" or (model == "zinb" and ZINB_DEFAULT == "zinb-paper"):
         from scfill.dropout.zinb import dropout_probability
     elif model in ("zinb", "zinb-ml"):
