@@ -50,3 +50,15 @@ def machine() -> str:
 
     return (f"{platform.node()}: {os.cpu_count()} CPU cores, {platform.machine()}, "
             f"Python {sys.version.split()[0]}, no GPU")
+
+
+def write_report(path, lines: list[str], *, keep: str = "## Findings") -> None:
+    """Write ``lines`` to ``path``, keeping the hand-written section from ``keep`` on of the
+    file it replaces, and print the result."""
+    from pathlib import Path
+
+    path = Path(path)
+    previous = path.read_text() if path.exists() else ""
+    kept = previous[previous.find(keep):] if keep in previous else ""
+    path.write_text("\n".join(lines) + ("\n" + kept if kept else ""))
+    print(path.read_text())

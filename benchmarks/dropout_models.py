@@ -45,14 +45,13 @@ import scipy.sparse as sp
 from scipy.special import expit
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _measure import machine
+from _measure import machine, write_report
 
 RESULTS = Path(__file__).parent / "results"
 SCORES_CSV = RESULTS / "dropout_models.csv"
 CALIBRATION_CSV = RESULTS / "dropout_models_calibration.csv"
 FIGURE = RESULTS / "dropout_models_calibration.png"
 REPORT = RESULTS / "dropout_models.md"
-FINDINGS = "## Findings"
 PRESETS = ("maskclass-equal", "maskclass-unequal", "maskclass-rare", "maskclass-batch",
            "scgacl-1", "scgacl-4", "scgacl-8", "cnnimpute")
 #: Table 2 size of the MaskClass presets; the others use their preset's size.
@@ -216,6 +215,11 @@ def figure(curves: pd.DataFrame, presets: list[str]) -> None:
     fig.savefig(FIGURE, dpi=110)
 
 
+def _cell(text: str) -> str:
+    """A markdown table cell (``|`` escaped)."""
+    return text.replace("|", "\\|")
+
+
 def report() -> None:
     """``results/dropout_models.md`` from the CSVs (keeps the hand-written findings)."""
     table = pd.read_csv(SCORES_CSV)
@@ -223,7 +227,7 @@ def report() -> None:
     figure(pd.read_csv(CALIBRATION_CSV), presets)
     seeds = sorted(set(table["seed"]))
     lines = ["# Dropout models on the simulator's ground truth", "",
-             f"Command: `OMP_NUM_THREADS=1 nice -n 10 python benchmarks/dropout_models.py "
+             f"Command: `OMP_NUM_THREADS=1 python benchmarks/dropout_models.py "
              f"--seeds {' '.join(map(str, seeds))}` then `report`. Machine: {machine()}; "
              f"load average when written {' '.join(f'{x:.1f}' for x in os.getloadavg())} "
              "(shared: seconds include contention; compare them within a preset).", "",
@@ -246,8 +250,8 @@ def report() -> None:
             rows = part[part["model"] == model]
             if rows.empty:
                 continue
-            lines.append(f"| {model} | " + " | ".join(f"{rows[c].mean():.3f}" for c in cols)
-                         + " |")
+            lines.append(f"| {_cell(model)} | "
+                         + " | ".join(f"{rows[c].mean():.3f}" for c in cols) + " |")
         lines.append("")
     summary = table.groupby("model")[["auc", "brier", "ece", "f1", "accuracy"]].mean()
     lines += ["## Mean over presets and seeds", "", "| model | AUC | Brier | ECE | F1 | "
@@ -255,13 +259,10 @@ def report() -> None:
     for model in MODELS:
         if model in summary.index:
             r = summary.loc[model]
-            lines.append(f"| {model} | {r['auc']:.3f} | {r['brier']:.3f} | {r['ece']:.3f} | "
+            lines.append(f"| {_cell(model)} | {r['auc']:.3f} | {r['brier']:.3f} | {r['ece']:.3f} | "
                          f"{r['f1']:.3f} | {r['accuracy']:.3f} |")
     lines.append("")
-    previous = REPORT.read_text() if REPORT.exists() else ""
-    findings = previous[previous.find(FINDINGS):] if FINDINGS in previous else ""
-    REPORT.write_text("\n".join(lines) + ("\n" + findings if findings else ""))
-    print(REPORT.read_text())
+    write_report(REPORT, lines)
 
 
 def main() -> None:

@@ -77,16 +77,22 @@ def data():
                       var=adata.var[[]])
 
 
-def test_masked_nonzeros_never_reach_the_method(data, monkeypatch):
-    hidden = []
-    original = masking.hide_nonzeros
+def recording(monkeypatch, name: str) -> list:
+    """Replace ``masking.<name>`` by a wrapper that records what it returns."""
+    calls = []
+    original = getattr(masking, name)
 
-    def record(counts, fraction, rng):
-        out = original(counts, fraction, rng)
-        hidden.append(out)
+    def record(*args):
+        out = original(*args)
+        calls.append(out)
         return out
 
-    monkeypatch.setattr(masking, "hide_nonzeros", record)
+    monkeypatch.setattr(masking, name, record)
+    return calls
+
+
+def test_masked_nonzeros_never_reach_the_method(data, monkeypatch):
+    hidden = recording(monkeypatch, "hide_nonzeros")
     select_method(data, candidates=["spy_auto"], holdout=HOLDOUT, time_budget=120)
     # one draw per method scored (none, spy), the same split for both
     assert len(hidden) == 2
@@ -104,17 +110,7 @@ def test_masked_nonzeros_never_reach_the_method(data, monkeypatch):
 
 
 def test_mcv_training_part_only(data, monkeypatch):
-    if not hasattr(masking, "split_molecules"):
-        pytest.skip("mcv protocol not on this branch")
-    parts = []
-    original = masking.split_molecules
-
-    def record(counts, test_share, rng):
-        out = original(counts, test_share, rng)
-        parts.append(out)
-        return out
-
-    monkeypatch.setattr(masking, "split_molecules", record)
+    parts = recording(monkeypatch, "split_molecules")
     select_method(data, candidates=["spy_auto"], holdout="mcv:0.2", time_budget=120)
     assert len(parts) == 2
     train, test = parts[-1]
@@ -197,11 +193,10 @@ def test_bad_requests_fail_before_work(data):
         select_method(data, candidates=["knn"], time_budget=0)
     with pytest.raises(InputError):
         select_method(data, candidates=["knn"], holdout="truth")
-    if hasattr(masking, "split_molecules"):
-        fractional = data.copy()
-        fractional.X = fractional.X * 0.5
-        with pytest.raises(InputError, match="integer"):
-            select_method(fractional, candidates=["knn"], holdout="mcv:0.1")
+    fractional = data.copy()
+    fractional.X = fractional.X * 0.5
+    with pytest.raises(InputError, match="integer"):
+        select_method(fractional, candidates=["knn"], holdout="mcv:0.1")
     assert Spy.seen == []
 
 
