@@ -75,8 +75,9 @@ def save_impute_plots(adata: ad.AnnData, folder: str | Path, *, color: str | Non
     if "dropout_probability" in adata.layers:
         save("dropout_probability", lambda **kw: pl.dropout_probability(adata, **kw))
     else:
-        logger.info("no dropout_probability figure: method %s has no dropout model",
-                    adata.uns["scfill"]["method"])
+        logger.info("no dropout_probability figure: the result has no "
+                    "layers['dropout_probability'] (method %s has no dropout model, or the "
+                    "layer was not written)", adata.uns["scfill"]["method"])
     save("imputed_vs_observed", lambda **kw: pl.imputed_vs_observed(adata, **kw))
     if color is None:
         color = next((c for c in COLOR_COLUMNS if c in adata.obs), None)
