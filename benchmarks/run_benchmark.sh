@@ -20,7 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${SCFILL_DATA:-../shared/data}
 OUT=${OUT:-benchmarks/results/benchmark_v2}
-METHODS=${METHODS:-none,knn,maskclass,cnnimpute,alra,magic,scvi,dca,deepimpute}
+METHODS=${METHODS:-none,knn,maskclass,cnnimpute,scgacl,alra,magic,scvi,dca,deepimpute}
 PRESETS=preset:maskclass-equal,preset:maskclass-unequal,preset:maskclass-rare,preset:maskclass-batch,preset:cnnimpute,preset:scgacl-1,preset:scgacl-4,preset:scgacl-8
 SCFILL=${SCFILL:-.venv/bin/scfill}
 export OMP_NUM_THREADS=1

@@ -65,7 +65,8 @@ def impute(
     params
         Keyword arguments of the method (``scfill methods`` lists them).
     n_top_genes
-        Impute only the most variable genes; the others are returned as observed.
+        Impute only the most variable genes; the others are returned as observed. None:
+        the method's default (``Method.default_n_top_genes``, e.g. scGACL's 5,000).
     key_added
         Name of the output layer.
     counts_layer
@@ -124,6 +125,8 @@ def impute(
     # all-zero cells (library size 0) stay all zero in every space
     safe_lib = np.where(cells, lib_all, 1.0)
     observed_all = normalizer.transform(counts_all, safe_lib)
+    if n_top_genes is None:
+        n_top_genes = model.default_n_top_genes
     if n_top_genes is not None:
         genes_idx = np.flatnonzero(genes)
         keep = highly_variable(observed_all[cells][:, genes_idx], n_top_genes)
@@ -238,7 +241,7 @@ def _assign_dropout(data: PreparedData, model: Method) -> dict:
 
     with timed(f"dropout model ({model.dropout_model})"):
         result = estimate(model.dropout_model, data.counts, data.library_size,
-                          labels=data.labels)
+                          labels=data.labels, **model.dropout_options())
     data.dropout_probability = result.probability
     return _jsonable(result.summary)
 

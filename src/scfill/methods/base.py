@@ -95,6 +95,9 @@ class Method(ABC):
         (``"kmeans"``, ``"tsne_density_peaks"``), or None when it needs no labels.
     min_cells, min_genes
         Smallest data the method accepts.
+    default_n_top_genes
+        Genes the pipeline keeps (the most variable) when the caller gives no
+        ``n_top_genes``; None keeps every gene.
     """
 
     name: ClassVar[str]
@@ -104,6 +107,7 @@ class Method(ABC):
     preclustering: ClassVar[str | None] = None
     min_cells: ClassVar[int] = 2
     min_genes: ClassVar[int] = 2
+    default_n_top_genes: ClassVar[int | None] = None
 
     #: Extra facts of a fit (loss history, chosen k, ...) copied into ``uns["scfill"]``.
     info_: dict[str, Any]
@@ -114,6 +118,10 @@ class Method(ABC):
 
     def check_params(self) -> None:  # noqa: B027  (optional hook: no parameters, no checks)
         """Raise :class:`~scfill.errors.InputError` for a parameter out of range."""
+
+    def dropout_options(self) -> dict[str, Any]:
+        """Options of the shared dropout model (:func:`scfill.dropout.estimate`)."""
+        return {}
 
     def dropout_threshold(self) -> float:
         """Probability above which a zero counts as a dropout (``combine_rule="dropout"``)."""

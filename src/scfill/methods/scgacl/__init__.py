@@ -1,2 +1,6 @@
-"""scGACL (seeds/scgacl.md): its torch modules (:mod:`.module`) and losses (:mod:`.losses`);
-the model facing the pipeline and the training phases follow on the training engine."""
+"""scGACL (seeds/scgacl.md): the model facing the pipeline (:mod:`.model`), its torch
+modules (:mod:`.module`), losses (:mod:`.losses`) and training phases (:mod:`.plan`)."""
+
+from scfill.methods.scgacl.model import ScGACL
+
+__all__ = ["ScGACL"]

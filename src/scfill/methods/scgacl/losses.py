@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from scfill.methods.scgacl.module import MixturePrior
+from scfill.nn.losses import bce_logits
 
 #: Temperature τ of both contrastive losses (code ``TEMPERATURE = 0.9``).
 TEMPERATURE = 0.9
@@ -124,12 +125,13 @@ def discriminator_loss(real_logit: torch.Tensor, fake_logit: torch.Tensor, *,
                        ) -> torch.Tensor:
     """``L_Dis = −E log H(f(x)) − E log(1 − H(f(x̂)))`` (eq. 4), as binary cross-entropies.
 
-    With ``soft`` the targets are the code's noisy labels instead of 1 and 0.
+    The sum of the two terms, as in the paper and the code (``scfill.nn.losses``'
+    ``discriminator_loss`` averages them). With ``soft`` the targets are the code's noisy
+    labels instead of 1 and 0.
     """
     real = _targets(len(real_logit), True, soft, generator, real_logit)
     fake = _targets(len(fake_logit), False, soft, generator, fake_logit)
-    return (F.binary_cross_entropy_with_logits(real_logit, real)
-            + F.binary_cross_entropy_with_logits(fake_logit, fake))
+    return bce_logits(real_logit, real) + bce_logits(fake_logit, fake)
 
 
 def generator_loss(fake_logit: torch.Tensor, *, soft: bool = True,
@@ -141,4 +143,4 @@ def generator_loss(fake_logit: torch.Tensor, *, soft: bool = True,
     ``soft``), the usual non-saturating substitute with the same fixed point.
     """
     real = _targets(len(fake_logit), True, soft, generator, fake_logit)
-    return F.binary_cross_entropy_with_logits(fake_logit, real)
+    return bce_logits(fake_logit, real)
