@@ -59,7 +59,7 @@ class Profile:
 #: ``fast``: fewer, larger steps (benchmarks/results/scgacl.md measures it against paper).
 PROFILES = {
     "paper": Profile(100, 100, 100, 32),
-    "fast": Profile(30, 50, 30, 64),
+    "fast": Profile(20, 40, 20, 64),
 }
 
 
