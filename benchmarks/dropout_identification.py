@@ -71,16 +71,16 @@ def identification_rows(counts, truth, groups, preclusters) -> list[tuple[str, d
         res = estimate("gamma_normal", counts, lib, labels=groups, variant=variant,
                        transform=transform)
         rows.append((f"gamma_normal {variant}, {transform}, true groups",
-                     score(counts, truth, res.probability), time.perf_counter() - start))
+                     score(counts, truth, res.matrix()), time.perf_counter() - start))
     start = time.perf_counter()
     res = estimate("gamma_normal", counts, lib, labels=preclusters)
     rows.append(("gamma_normal scimpute, log10_cpm, k-means pre-clusters",
-                 score(counts, truth, res.probability), time.perf_counter() - start))
+                 score(counts, truth, res.matrix()), time.perf_counter() - start))
     for source in ("nonzero", "all"):
         start = time.perf_counter()
         res = estimate("zinb-paper", counts, lib, dispersion_counts=source)
         rows.append((f"zinb (MaskClass), dispersion from {source} counts",
-                     score(counts, truth, res.probability), time.perf_counter() - start))
+                     score(counts, truth, res.matrix()), time.perf_counter() - start))
     zeros = sp.csr_matrix(np.ones(counts.shape, dtype=bool)) - (counts != 0)
     rows.append(("every zero is a dropout", score(counts, truth, zeros), 0.0))
     rows.append(("no zero is a dropout",

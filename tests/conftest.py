@@ -46,6 +46,34 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(skip)
 
 
+def prepared(adata: ad.AnnData, method=None, *, dropout=None, **options):
+    """``scfill.prepare(adata, method)`` on the CPU; ``dropout`` (a cells × genes matrix of
+    made-up probabilities at zeros) replaces the dropout model when given."""
+    import scfill
+    from scfill.dropout import FixedDropout
+
+    data = scfill.prepare(adata, method, device="cpu", **options)
+    if dropout is not None:
+        data.dropout = FixedDropout(dropout)
+    return data
+
+
+def random_dropout(counts: sp.spmatrix, *, seed: int = 1, low: float = 0.0,
+                   high: float = 1.0) -> sp.csr_matrix:
+    """Made-up dropout probabilities, uniform in [low, high) at the zeros of ``counts``."""
+    dense = sp.csr_matrix(counts).toarray()
+    values = np.random.default_rng(seed).uniform(low, high, dense.shape)
+    return sp.csr_matrix(np.where(dense == 0, values, 0), dtype=np.float32)
+
+
+def reconstructed(model, data) -> np.ndarray:
+    """A fitted model's reconstruction of ``data`` as one dense array (small tests only)."""
+    from scfill.combine import reconstruction_blocks
+
+    blocks = reconstruction_blocks(model.reconstruct(data), data.counts.shape)
+    return np.vstack([block for _, block in blocks])
+
+
 @pytest.fixture
 def counts_adata() -> ad.AnnData:
     """120 cells × 40 genes of integer counts in three groups."""

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import anndata as ad
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
 
 import scfill
+from conftest import prepared
 from scfill.errors import InputError
 from scfill.methods.base import PreparedData
 from scfill.methods.cnnimpute.coexpression import (
@@ -33,17 +36,13 @@ def _prepared(n_cells: int = 120, n_genes: int = 30, seed: int = 0,
     rng = np.random.default_rng(seed)
     latent = rng.gamma(2.0, 1.0, (n_cells, 3))
     counts = rng.poisson(latent @ rng.gamma(1.0, 1.0, (3, n_genes))).astype(np.float32)
-    x = sp.csr_matrix(counts)
-    lib = library_size(x)
-    norm = LogNormalizer.median(lib)
     prob = sp.csr_matrix(((counts == 0) * rng.uniform(0, 1, counts.shape)).astype(np.float32))
-    return PreparedData(
-        counts=x, library_size=lib, normalizer=norm, logcounts=norm.transform(x, lib),
-        var_names=np.array([f"g{j}" for j in range(n_genes)]),
-        obs_names=np.array([f"c{i}" for i in range(n_cells)]),
-        labels=rng.integers(0, 2, n_cells) if labels else None,
-        label_names=["a", "b"] if labels else None,
-        dropout_probability=prob, seed=seed)
+    groups = np.array(["a", "b"])[rng.integers(0, 2, n_cells)]
+    adata = ad.AnnData(sp.csr_matrix(counts),
+                       obs=pd.DataFrame({"group": pd.Categorical(groups)},
+                                        index=[f"c{i}" for i in range(n_cells)]),
+                       var=pd.DataFrame(index=[f"g{j}" for j in range(n_genes)]))
+    return prepared(adata, labels_key="group" if labels else None, seed=seed, dropout=prob)
 
 
 # -- gene selection ----------------------------------------------------------------------
@@ -163,11 +162,11 @@ def test_reconstruct_changes_only_missing_entries():
     data = _prepared()
     model = CnnImpute(**FAST).fit(data)
     recon = model.reconstruct(data)
-    observed = data.logcounts.toarray()
-    missing = (data.dropout_probability > 0.5).toarray() & (observed == 0)
-    changed = recon != observed
-    assert changed.any()
-    assert not changed[~missing].any()
+    assert sp.issparse(recon) and recon.shape == data.counts.shape
+    missing = (data.dropout.matrix() > 0.5).toarray() & (data.counts.toarray() == 0)
+    predicted = recon.toarray() != 0
+    assert predicted.any()
+    assert not predicted[~missing].any()
     assert model.info_["groups"][0]["targets"] > 0
 
 
@@ -176,7 +175,7 @@ def test_predictions_return_to_the_common_space_through_counts(space):
     data = _prepared()
     model = CnnImpute(space=space, **FAST).fit(data)
     # a prediction of 3 counts at one missing entry, written in the work space
-    row, col = np.argwhere((data.dropout_probability > 0.5).toarray())[0]
+    row, col = np.argwhere((data.dropout.matrix() > 0.5).toarray())[0]
     work_lib = data.library_size[row] if space == "cpm" else 1.0
     target = 1e6 if space == "cpm" else 1.0
     model.prediction_ = sp.csr_matrix(([np.log1p(3 * target / work_lib)], ([row], [col])),
@@ -211,7 +210,7 @@ def test_per_cluster_without_labels_is_refused():
 
 def test_missing_dropout_probabilities_are_refused():
     data = _prepared()
-    data.dropout_probability = None
+    data.dropout = None
     with pytest.raises(InputError, match="needs dropout probabilities"):
         CnnImpute(**FAST).fit(data)
 

@@ -166,7 +166,7 @@ def test_solve_alpha_inverts_log_minus_digamma():
 def test_probability_only_at_zeros_and_in_unit_interval():
     counts, _, _, groups = simulate_counts(seed=3)
     result = estimate("gamma_normal", counts, _library(counts), labels=groups)
-    prob = result.probability
+    prob = result.matrix()
     assert sp.isspmatrix_csr(prob) and prob.dtype == np.float32
     assert prob.shape == counts.shape
     assert counts.multiply(prob != 0).nnz == 0  # never at a non-zero count
@@ -183,7 +183,7 @@ def test_probability_only_at_zeros_and_in_unit_interval():
 def test_identifies_dropouts_better_than_chance():
     counts, _, dropped, groups = simulate_counts(n_cells=400, n_genes=150, seed=4,
                                                  dropout_mid=1.0)
-    prob = estimate("gamma_normal", counts, _library(counts), labels=groups).probability
+    prob = estimate("gamma_normal", counts, _library(counts), labels=groups).matrix()
     zeros = counts.toarray() == 0
     called = prob.toarray()[zeros] > 0.5
     truth = dropped[zeros]
@@ -205,7 +205,7 @@ def test_edge_cases_give_finite_defined_results():
         for transform in ("log10_cpm", "ln_counts"):
             res = gn.dropout_probability(counts, _library(counts), labels=labels,
                                          variant=variant, transform=transform)
-            assert np.all(np.isfinite(res.probability.data))
+            assert np.all(np.isfinite(res.matrix().data))
             zp = res.params["zero_probability"]
             assert np.all(np.isfinite(zp)) and zp.min() >= 0 and zp.max() <= 1
             status = res.params["status"]
@@ -237,7 +237,7 @@ def test_chunking_does_not_change_the_result():
     a = gn.dropout_probability(counts, lib, labels=groups)
     b = gn.dropout_probability(counts, lib, labels=groups, gene_chunk=7)
     np.testing.assert_array_equal(a.params["status"], b.params["status"])
-    np.testing.assert_allclose(a.probability.toarray(), b.probability.toarray(), rtol=1e-6)
+    np.testing.assert_allclose(a.matrix().toarray(), b.matrix().toarray(), rtol=1e-6)
 
 
 def test_valid_gene_filter_counts_low_mean_genes():

@@ -7,7 +7,6 @@ import pytest
 import scipy.sparse as sp
 
 import scfill
-from scfill.combine import combine
 from scfill.errors import InputError
 from scfill.preprocess import LogNormalizer, library_size
 
@@ -99,21 +98,6 @@ def test_layer_input(counts_adata):
         scfill.impute(counts_adata, "knn", copy=True)
 
 
-def test_combine_rules():
-    observed = sp.csr_matrix(np.array([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0]], dtype=np.float32))
-    recon = np.full((2, 3), 9.0, dtype=np.float32)
-    prob = sp.csr_matrix(np.array([[0, 0.9, 0.2], [0.6, 0, 0.5]], dtype=np.float32))
-    dropout = combine(observed, recon, rule="dropout", dropout_probability=prob).toarray()
-    np.testing.assert_array_equal(dropout, [[1, 9, 0], [9, 2, 0]])
-    np.testing.assert_array_equal(combine(observed, recon, rule="zeros").toarray(),
-                                  [[1, 9, 9], [9, 2, 9]])
-    np.testing.assert_array_equal(combine(observed, recon, rule="all").toarray(), recon)
-    np.testing.assert_array_equal(combine(observed, recon, rule="none").toarray(),
-                                  observed.toarray())
-    with pytest.raises(InputError, match="unknown combine rule"):
-        combine(observed, recon, rule="mean")
-
-
 def test_normalizer_round_trip():
     rng = np.random.default_rng(0)
     counts = sp.csr_matrix(rng.poisson(2, (30, 8)).astype(np.float32))
@@ -125,3 +109,118 @@ def test_normalizer_round_trip():
     gn = LogNormalizer(target=1e6, base=10.0, pseudocount=1.01)
     np.testing.assert_allclose(gn.inverse(gn.transform(counts, lib), lib), counts.toarray(),
                                rtol=1e-3, atol=1e-3)
+
+
+def test_dropout_layer_can_be_skipped(counts_adata):
+    kept = scfill.impute(counts_adata, "cnnimpute", labels_key="group", copy=True,
+                         params={"subset_size": 8, "epochs": 1})
+    skipped = scfill.impute(counts_adata, "cnnimpute", labels_key="group", copy=True,
+                            params={"subset_size": 8, "epochs": 1}, dropout_layer=False)
+    assert "dropout_probability" in kept.layers
+    assert "dropout_probability" not in skipped.layers
+    assert (kept.layers["imputed"] != skipped.layers["imputed"]).nnz == 0
+
+
+def _set_aside(adata):
+    dense = adata.X.toarray()
+    dense[[0, 5, 119], :] = 0
+    dense[:, [0, 7]] = 0
+    adata.X = sp.csr_matrix(dense)
+    return adata
+
+
+@pytest.mark.parametrize("method", ["knn", "cnnimpute"])
+def test_streamed_file_equals_the_in_memory_result(counts_adata, tmp_path, monkeypatch,
+                                                    method):
+    import anndata as ad
+
+    import scfill.rows
+    from scfill.pipeline import impute_to_file
+
+    monkeypatch.setattr(scfill.rows, "BLOCK_ELEMENTS", 40 * 16)  # 16-row blocks
+    adata = _set_aside(counts_adata)
+    options = {"labels_key": "group", "counts_layer": True,
+               "params": {"subset_size": 8, "epochs": 1} if method == "cnnimpute" else None}
+    memory = scfill.impute(adata, method, copy=True, **options)
+    impute_to_file(adata, tmp_path / "out.h5ad", method, **options)
+    back = ad.read_h5ad(tmp_path / "out.h5ad")
+    storage = back.uns["scfill"]["storage"]
+    for name in memory.layers:
+        stored = back.layers[name]
+        dense = stored.toarray() if sp.issparse(stored) else stored
+        assert storage[name]["format"] == ("csr" if sp.issparse(stored) else "dense")
+        np.testing.assert_array_equal(dense, memory.layers[name].toarray())
+    # knn fills every zero: dense; the dropout probabilities sit at zeros only: CSR
+    if method == "knn":
+        assert storage["imputed"]["format"] == "dense"
+    else:
+        assert storage["dropout_probability"]["format"] == "csr"
+    assert "imputed" not in adata.layers and adata.uns["scfill"]["method"] == method
+    with pytest.raises(InputError, match="already exists"):
+        impute_to_file(adata, tmp_path / "out.h5ad", method, **options)
+
+
+def test_set_aside_cells_and_genes_keep_their_place(counts_adata, monkeypatch):
+    import scfill.rows
+
+    monkeypatch.setattr(scfill.rows, "BLOCK_ELEMENTS", 40 * 16)
+    adata = _set_aside(counts_adata)
+    out = scfill.impute(adata, "knn", n_top_genes=20, copy=True)
+    imputed = out.layers["imputed"].toarray()
+    observed = scfill.impute(adata, "none", copy=True).layers["imputed"].toarray()
+    assert not imputed[[0, 5, 119]].any() and not imputed[:, [0, 7]].any()
+    changed = (imputed != observed).any(axis=0)
+    assert 0 < changed.sum() <= 20
+    nonzero = observed > 0
+    np.testing.assert_array_equal(imputed[nonzero], observed[nonzero])
+
+
+def test_prepare_without_set_aside_makes_no_copies(counts_adata):
+    data = scfill.prepare(counts_adata)
+    assert data.layout.whole and data.layout.observed is data.logcounts
+    assert data.dropout is None and data.labels is None
+    rows, block = slice(0, 4), np.ones((4, counts_adata.n_vars), np.float32)
+    assert data.layout.embed(rows, block, fill=data.logcounts)[1] is block
+    with_model = scfill.prepare(counts_adata, "cnnimpute", labels_key="group")
+    assert with_model.dropout.probability(np.array([3, 1])).shape == (2, counts_adata.n_vars)
+    assert with_model.layout.labels_source == "obs['group']"
+
+
+def test_fitted_model_is_reused_on_new_data(counts_adata, tmp_path):
+    from conftest import make_counts
+
+    model = scfill.get_method("maskclass")(epochs=1)
+    scfill.impute(counts_adata, model, seed=0)
+    trained = model.fitted_.var_names
+    new = make_counts(50, 40, seed=9)
+    new = new[:, list(reversed(new.var_names))].copy()  # other cells, genes in other order
+    new.obs_names = [f"new{i}" for i in range(50)]
+    scfill.impute(new, model)
+    info = new.uns["scfill"]
+    assert info["fitted_here"] is False
+    assert info["normalizer"] == model.fitted_.normalizer.to_dict()
+    assert new.layers["imputed"].shape == new.shape and model.fitted_.var_names == trained
+    with pytest.raises(InputError, match="cannot be used with a fitted model"):
+        scfill.impute(new, model, n_top_genes=5)
+
+
+def test_cli_saves_and_reuses_a_model(counts_adata, tmp_path):
+    import anndata as ad
+
+    from scfill.cli import main
+
+    source = tmp_path / "in.h5ad"
+    counts_adata.write_h5ad(source)
+    first, second = tmp_path / "a.h5ad", tmp_path / "b.h5ad"
+    assert main(["impute", str(source), "-o", str(first), "--method", "maskclass",
+                 "--param", "epochs=1", "--save-model", str(tmp_path / "m")]) == 0
+    assert main(["impute", str(source), "-o", str(second), "--model", str(tmp_path / "m"),
+                 "--no-dropout-layer"]) == 0
+    a, b = ad.read_h5ad(first), ad.read_h5ad(second)
+    assert (a.layers["imputed"] != b.layers["imputed"]).nnz == 0
+    assert "dropout_probability" in a.layers and "dropout_probability" not in b.layers
+    assert not b.uns["scfill"]["fitted_here"]
+    assert main(["impute", str(source), "-o", str(tmp_path / "c.h5ad"), "--model",
+                 str(tmp_path / "m"), "--method", "knn"]) == 2
+    assert main(["impute", str(source), "-o", str(tmp_path / "c.h5ad"), "--method", "knn",
+                 "--save-model", str(tmp_path / "m")]) == 2  # not empty

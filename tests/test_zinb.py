@@ -48,7 +48,7 @@ def test_dropout_is_one_minus_biozero(data):
     lib = _library(counts)
     p_bio = zinb.biozero_probability(counts, lib).toarray()
     result = estimate("zinb-paper", counts, lib, labels=np.zeros(counts.shape[0]))
-    drop = result.probability.toarray()
+    drop = result.matrix().toarray()
     zeros = counts.toarray() == 0
     np.testing.assert_allclose(drop[zeros], 1 - p_bio[zeros], atol=1e-6)
     assert np.all(drop[~zeros] == 0)
@@ -68,7 +68,7 @@ def test_biozero_higher_for_low_mean_genes():
 
 def test_zeros_of_dropped_entries_get_higher_dropout_probability(data):
     counts, dropped = data
-    prob = zinb.dropout_probability(counts, _library(counts)).probability.toarray()
+    prob = zinb.dropout_probability(counts, _library(counts)).matrix().toarray()
     zeros = counts.toarray() == 0
     assert prob[zeros & dropped].mean() > prob[zeros & ~dropped].mean()
 

@@ -52,49 +52,89 @@ def _add_impute_parser(sub) -> None:
     p.add_argument("--counts", action="store_true", help="also write layer 'imputed_counts'")
     p.add_argument("--plots", metavar="DIR", help="also write figures of the result to DIR "
                    "(dropout probabilities, genes before/after, embedding; scfill.pl)")
-    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.add_argument("--no-dropout-layer", action="store_true",
+                   help="do not write layer 'dropout_probability'")
+    p.add_argument("--save-model", metavar="DIR",
+                   help="save the fitted model to DIR (use it later with --model DIR)")
+    p.add_argument("--model", metavar="DIR",
+                   help="impute with the model saved in DIR, without refitting")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite an existing output (and --save-model, --plots folders)")
     _add_common_run_options(p)
 
 
 def _run_impute(args: argparse.Namespace) -> int:
     import scfill
+    from scfill.pipeline import DEFAULT_METHOD, STREAM_CELLS, impute_to_file
     from scfill.utils import parse_param_strings
 
     output = Path(args.output)
     if output.exists() and not args.force:
         raise InputError("output already exists.", fix="choose another path or pass --force.",
                          source=str(output))
-    from scfill.pipeline import DEFAULT_METHOD
-
-    method = args.method or DEFAULT_METHOD
-    if method.lower() == "auto":
-        from scfill.select import auto_params
-
-        params = auto_params(args.candidates, args.time_budget, args.param)
-    else:
-        params = parse_param_strings(scfill.get_method(method), args.param)
     if args.plots:
         scfill.pl.check_plot_folder(args.plots, force=args.force)
+    _check_model_folder(args.save_model, force=args.force)
+    if args.model is not None:
+        if args.method is not None or args.param:
+            raise InputError("--model uses a saved model; --method and --param do not apply.",
+                             fix="drop --method/--param, or drop --model to fit a new one.")
+        method, params = scfill.load_model(args.model), None
+    elif (args.method or DEFAULT_METHOD).lower() == "auto":
+        from scfill.select import auto_params
+
+        if args.save_model is not None:
+            raise InputError("--save-model cannot be used with --method auto.",
+                             fix="run the chosen method by name with --save-model.")
+        method, params = "auto", auto_params(args.candidates, args.time_budget, args.param)
+    else:
+        cls = scfill.get_method(args.method or DEFAULT_METHOD)
+        method, params = cls(**parse_param_strings(cls, args.param)), None
+    if args.save_model is not None and not method.can_save():
+        raise InputError(f"method {method.name!r} cannot be saved.",
+                         fix="drop --save-model (refit it on each dataset).")
     adata = scfill.read(args.input, layer=args.layer, cells_axis=0 if args.transpose else None)
-    scfill.impute(adata, method, labels_key=args.labels_key, seed=args.seed,
-                  device=args.device, params=params, n_top_genes=args.n_top_genes,
-                  counts_layer=args.counts)
+    options = {"labels_key": args.labels_key, "seed": args.seed, "device": args.device,
+               "n_top_genes": args.n_top_genes, "counts_layer": args.counts,
+               "dropout_layer": not args.no_dropout_layer}
     from scfill.nn import distributed
 
-    if distributed.is_main_process():  # under torchrun, rank 0 alone writes
-        scfill.write(adata, output, force=args.force)
+    main = distributed.is_main_process()  # under torchrun, rank 0 alone writes
+    # the figures need the layers in memory: with --plots the output is not streamed
+    if main and output.suffix.lower() == ".h5ad" and adata.n_obs >= STREAM_CELLS \
+            and not args.plots:
+        impute_to_file(adata, output, method, force=args.force, params=params, **options)
+    else:
+        scfill.impute(adata, method, params=params, **options)
+        if main:
+            scfill.write(adata, output, force=args.force)
+    if main:
+        if args.save_model is not None:
+            method.save(args.save_model, overwrite=args.force)
         if "auto" in adata.uns["scfill"]:
             from scfill.select import format_uns_table
 
             print(format_uns_table(adata.uns["scfill"]["auto"]))
+        saved = f", model saved to {args.save_model}" if args.save_model else ""
         print(f"wrote {output} ({adata.n_obs} cells x {adata.n_vars} genes, method "
-              f"{adata.uns['scfill']['method']}, {adata.uns['scfill']['runtime_s']:.1f} s)")
+              f"{adata.uns['scfill']['method']}, {adata.uns['scfill']['runtime_s']:.1f} s"
+              f"{saved})")
         if args.plots:
             files = scfill.pl.save_impute_plots(adata, args.plots, color=args.labels_key,
                                                 seed=args.seed)
             print(f"wrote {', '.join(str(f) for f in files)}")
     distributed.teardown()
     return 0
+
+
+def _check_model_folder(folder: str | None, *, force: bool) -> None:
+    """Refuse a non-empty --save-model folder before any work (unless --force)."""
+    if folder is None:
+        return
+    path = Path(folder)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())) and not force:
+        raise InputError("the --save-model folder already exists and is not empty.",
+                         fix="choose another folder or pass --force.", source=str(path))
 
 
 def _add_methods_parser(sub) -> None:

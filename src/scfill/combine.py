@@ -13,67 +13,134 @@ Rules
     The reconstruction everywhere (smoothing peers such as MAGIC).
 ``"none"``
     The observed data unchanged (the "no imputation" floor).
+
+Everything works on row blocks (:mod:`scfill.rows`): a method's reconstruction arrives
+block by block (:func:`reconstruction_blocks`) and is combined block by block
+(:func:`combine`), so no dense cells × genes matrix is built.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import numpy as np
 import scipy.sparse as sp
 
 from scfill.errors import InputError
+from scfill.rows import row_blocks
 
 RULES = ("dropout", "zeros", "all", "none")
-#: Rows combined at a time, to bound the dense working memory.
-BLOCK_ROWS = 4096
 
 
-def combine(
+def check_rule(rule: str) -> None:
+    """Raise :class:`InputError` for an unknown rule."""
+    if rule not in RULES:
+        raise InputError(f"unknown combine rule {rule!r}.", fix=f"use one of {RULES}.")
+
+
+def combine_block(
     observed: sp.csr_matrix,
     reconstruction: np.ndarray,
     *,
     rule: str,
-    dropout_probability: sp.csr_matrix | None = None,
+    dropout: np.ndarray | None = None,
     threshold: float = 0.5,
-) -> sp.csr_matrix:
-    """Apply ``rule`` to observed values and a reconstruction of the same shape.
+) -> np.ndarray:
+    """Apply ``rule`` to one row block.
 
     Parameters
     ----------
     observed
-        Observed values (CSR), in the same space as ``reconstruction``.
+        Observed values of the block's rows (CSR), in the space of ``reconstruction``.
     reconstruction
-        Dense cells × genes prediction.
+        Dense prediction of the same rows; negative values count as 0. Not modified.
     rule
         One of :data:`RULES`.
-    dropout_probability
-        Needed for ``"dropout"``: CSR probabilities at observed zeros.
+    dropout
+        Needed for ``"dropout"``: the rows' dropout probabilities (dense, at zeros).
     threshold
         A zero is a dropout when its probability is strictly greater.
 
     Returns
     -------
-    The combined matrix, CSR float32.
+    The combined block, dense float32.
     """
-    if rule not in RULES:
-        raise InputError(f"unknown combine rule {rule!r}.", fix=f"use one of {RULES}.")
+    check_rule(rule)
     if reconstruction.shape != observed.shape:
-        raise ValueError(f"reconstruction shape {reconstruction.shape} != observed "
+        raise ValueError(f"reconstruction block shape {reconstruction.shape} != observed "
                          f"{observed.shape}")
     if rule == "none":
-        return sp.csr_matrix(observed, dtype=np.float32)
-    if rule == "dropout" and dropout_probability is None:
+        return observed.toarray().astype(np.float32, copy=False)
+    recon = np.maximum(reconstruction, 0, dtype=np.float32)
+    if rule == "all":
+        return recon
+    if rule == "dropout" and dropout is None:
         raise ValueError("the 'dropout' rule needs dropout probabilities")
-    blocks = []
-    for start in range(0, observed.shape[0], BLOCK_ROWS):
-        rows = slice(start, start + BLOCK_ROWS)
-        recon = np.maximum(np.asarray(reconstruction[rows], dtype=np.float32), 0)
-        if rule == "all":
-            blocks.append(sp.csr_matrix(recon))
-            continue
-        obs = observed[rows].toarray().astype(np.float32)
-        fill = obs == 0
-        if rule == "dropout":
-            fill &= dropout_probability[rows].toarray() > threshold
-        obs[fill] = recon[fill]
-        blocks.append(sp.csr_matrix(obs))
-    return sp.vstack(blocks, format="csr", dtype=np.float32)
+    out = observed.toarray().astype(np.float32, copy=False)
+    fill = out == 0
+    if rule == "dropout":
+        fill &= dropout > threshold
+    out[fill] = recon[fill]
+    return out
+
+
+def reconstruction_blocks(reconstruction, shape: tuple[int, int]
+                          ) -> Iterator[tuple[slice, np.ndarray]]:
+    """A method's reconstruction (row blocks, or a CSR prediction) as checked row blocks.
+
+    Raises ``ValueError`` when the blocks skip, repeat or reorder rows, have the wrong
+    shape, or stop before the last row (a bug in the method).
+    """
+    n_rows, n_cols = shape
+    if sp.issparse(reconstruction):
+        if reconstruction.shape != shape:
+            raise ValueError(f"prediction shape {reconstruction.shape} != data {shape}")
+        prediction = sp.csr_matrix(reconstruction)
+        for rows in row_blocks(n_rows, n_cols):
+            yield rows, prediction[rows].toarray()
+        return
+    expected = 0
+    for rows, block in reconstruction:
+        start, stop, step = rows.indices(n_rows)
+        if start != expected or step != 1 or block.shape != (stop - start, n_cols):
+            raise ValueError(f"reconstruction block {rows} of shape {block.shape} does not "
+                             f"continue at row {expected} with {n_cols} columns")
+        expected = stop
+        yield slice(start, stop), block
+    if expected != n_rows:
+        raise ValueError(f"reconstruction stopped at row {expected} of {n_rows}")
+
+
+def combine(
+    observed: sp.csr_matrix,
+    reconstruction,
+    *,
+    rule: str,
+    dropout=None,
+    threshold: float = 0.5,
+) -> Iterator[tuple[slice, np.ndarray, np.ndarray | None]]:
+    """Combine a whole reconstruction with ``observed``, one row block at a time.
+
+    Parameters
+    ----------
+    observed
+        Observed values (CSR, cells × genes) in the reconstruction's space.
+    reconstruction
+        What :meth:`Method.reconstruct` gave: row blocks or a CSR prediction.
+    rule, threshold
+        As in :func:`combine_block`.
+    dropout
+        The cells' :class:`~scfill.dropout.DropoutModel` (needed for ``"dropout"``); its
+        probabilities are computed once per block and handed on.
+
+    Yields
+    ------
+    ``(rows, combined block, dropout probabilities of the block or None)``.
+    """
+    check_rule(rule)
+    if rule == "dropout" and dropout is None:
+        raise ValueError("the 'dropout' rule needs a dropout model")
+    for rows, block in reconstruction_blocks(reconstruction, observed.shape):
+        probability = None if dropout is None else dropout.probability(rows)
+        yield rows, combine_block(observed[rows], block, rule=rule, dropout=probability,
+                                  threshold=threshold), probability

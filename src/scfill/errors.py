@@ -40,3 +40,7 @@ class MissingDependency(InputError, ImportError):
 
 class TrainingError(ScfillError, RuntimeError):
     """Training could not go on (for example a non-finite loss)."""
+
+
+class NotFittedError(InputError):
+    """A model was asked to predict or be saved before it was fitted (or loaded)."""

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import anndata as ad
 import numpy as np
@@ -22,6 +22,11 @@ import scipy.sparse as sp
 from scfill._logging import logger
 from scfill.errors import InputError
 
+#: On disk, a layer is stored dense when more than this fraction of its entries is non-zero:
+#: dense float32 takes 4 bytes an entry, CSR 8 (value and column index) a stored entry.
+DENSE_ABOVE = 0.5
+#: Entries per HDF5 chunk of a dense layer (float32: 1 MiB, a good size for gzip).
+CHUNK_ENTRIES = 1 << 18
 CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz")
 FORMATS = "h5ad, 10x .h5, a 10x Matrix Market folder (matrix.mtx[.gz]), .csv, .tsv or .txt"
 
@@ -245,3 +250,103 @@ def _write_text(adata: ad.AnnData, tmp: str, path: Path, layer: str | None) -> N
     sep = "\t" if ".tsv" in path.name.lower() or ".txt" in path.name.lower() else ","
     compression = "gzip" if path.name.lower().endswith(".gz") else None
     frame.to_csv(tmp, sep=sep, compression=compression, float_format="%.6g")
+
+
+def write_h5ad_blocks(
+    adata: ad.AnnData,
+    path: str | os.PathLike,
+    blocks: Iterable[tuple[slice, dict[str, np.ndarray]]],
+    *,
+    finish: Callable[[dict[str, dict]], dict[str, Any]],
+    force: bool = False,
+) -> Path:
+    """Write ``adata`` to ``.h5ad`` with extra layers that arrive in row blocks.
+
+    ``adata`` is written first (without the new layers), then each block's layers are
+    appended in row order (``blocks`` yields ``(rows, {layer name: dense block})``), so no
+    layer is ever held whole. A layer is stored dense when its first block has more than
+    :data:`DENSE_ABOVE` non-zero entries, else as CSR. Then ``finish(storage)`` (``storage``:
+    per layer, the format and the first block's fill) returns entries written into ``uns``.
+    The file appears only when everything was written (:func:`atomic_path`).
+    """
+    import h5py
+
+    path = Path(path)
+    if _suffix(path) != ".h5ad":
+        raise InputError("streamed output must be .h5ad.", fix="use a .h5ad output.",
+                         source=str(path))
+    with atomic_path(path, force=force) as tmp:
+        adata.write_h5ad(tmp, compression="gzip")
+        with h5py.File(tmp, "r+") as store:
+            writer = _LayerWriter(store["layers"], adata.shape)
+            for rows, layers in blocks:
+                for name, block in layers.items():
+                    writer.add(name, rows, block)
+            storage = writer.finish()
+            for key, value in finish(storage).items():
+                if key in store["uns"]:
+                    del store["uns"][key]
+                _write_elem()(store["uns"], key, value)
+    logger.info("wrote %s (layers in row blocks: %s)", path,
+                ", ".join(f"{k} {v['format']}" for k, v in storage.items()))
+    return path
+
+
+def _write_elem():
+    try:
+        from anndata.io import write_elem
+    except ImportError:  # anndata < 0.11
+        from anndata.experimental import write_elem
+    return write_elem
+
+
+class _LayerWriter:
+    """Appends row blocks to layers of an open h5ad file (dense dataset or CSR group)."""
+
+    def __init__(self, group, shape: tuple[int, int]) -> None:
+        self.group, self.shape = group, shape
+        self.written: dict[str, int] = {}
+        self.storage: dict[str, dict] = {}
+
+    def add(self, name: str, rows: slice, block: np.ndarray) -> None:
+        done = self.written.get(name, 0)
+        if rows.start != done or block.shape != (rows.stop - rows.start, self.shape[1]):
+            raise ValueError(f"layer {name}: block {rows} {block.shape} does not continue at "
+                             f"row {done}")
+        if name not in self.storage:
+            self._create(name, block)
+        elif self.storage[name]["format"] == "dense":
+            self.group[name][rows] = block
+        else:
+            _sparse_dataset(self.group[name]).append(sp.csr_matrix(block, dtype=np.float32))
+        self.written[name] = rows.stop
+
+    def _create(self, name: str, block: np.ndarray) -> None:
+        fill = float(np.count_nonzero(block)) / max(block.size, 1)
+        dense = fill > DENSE_ABOVE
+        self.storage[name] = {"format": "dense" if dense else "csr",
+                              "fill_first_block": round(fill, 4)}
+        if dense:
+            rows = max(1, min(self.shape[0], CHUNK_ENTRIES // max(self.shape[1], 1)))
+            data = self.group.create_dataset(name, shape=self.shape, dtype=np.float32,
+                                             chunks=(rows, self.shape[1]), compression="gzip")
+            data.attrs["encoding-type"] = "array"
+            data.attrs["encoding-version"] = "0.2.0"
+            data[: block.shape[0]] = block
+        else:
+            _write_elem()(self.group, name, sp.csr_matrix(block, dtype=np.float32),
+                          dataset_kwargs={"compression": "gzip"})
+
+    def finish(self) -> dict[str, dict]:
+        short = {n: k for n, k in self.written.items() if k != self.shape[0]}
+        if short:
+            raise ValueError(f"layers stopped before the last row: {short}")
+        return self.storage
+
+
+def _sparse_dataset(group):
+    try:
+        from anndata.io import sparse_dataset
+    except ImportError:  # anndata < 0.11
+        from anndata.experimental import sparse_dataset
+    return sparse_dataset(group)

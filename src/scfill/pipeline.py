@@ -1,12 +1,18 @@
 """The one data flow every method runs (DESIGN.md):
 
 validate → prepare → labels → dropout model → fit → reconstruct → combine → write.
+
+:func:`scfill.prepare` does the steps up to the dropout model; here a method is fitted (or
+a fitted one reused), its reconstruction is combined with the observed data row block by
+row block, and each output layer is assembled once from the blocks.
 """
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import anndata as ad
@@ -16,14 +22,20 @@ import scipy.sparse as sp
 
 from scfill._logging import logger, timed
 from scfill.combine import combine
+from scfill.errors import InputError
+from scfill.io import write_h5ad_blocks
 from scfill.methods.base import Method, PreparedData, get
-from scfill.nn.device import resolve_device
-from scfill.nn.seed import seed_everything
-from scfill.preprocess import COMMON_SPACE, LogNormalizer, highly_variable, library_size, nonempty
-from scfill.validate import validate_counts, validate_labels, validate_size
+from scfill.preparation import prepare
+from scfill.preprocess import COMMON_SPACE
+from scfill.utils import plain
 
 #: The method used when none is named (``scfill impute``, ``scfill demo``).
 DEFAULT_METHOD = "maskclass"
+#: Name of the layer of dropout probabilities.
+DROPOUT_LAYER = "dropout_probability"
+#: From this many cells, ``scfill impute`` writes an .h5ad output in row blocks
+#: (:func:`impute_to_file`) instead of assembling it in memory.
+STREAM_CELLS = 100_000
 
 
 def impute(
@@ -38,6 +50,7 @@ def impute(
     n_top_genes: int | None = None,
     key_added: str = "imputed",
     counts_layer: bool = False,
+    dropout_layer: bool = True,
     copy: bool = False,
 ) -> ad.AnnData | None:
     """Impute dropouts in ``adata`` with one of scfill's methods.
@@ -52,7 +65,9 @@ def impute(
         instance (then ``params`` must be empty), or ``"auto"``: choose the method on
         held-out data (:func:`scfill.select.select_method`, whose options ``candidates``,
         ``time_budget``, ``holdout`` are then given in ``params``) and refit it on all the
-        data.
+        data. An instance that is already fitted (or loaded with :func:`scfill.load_model`)
+        is used as it is, without refitting: the data must hold its genes (the others are
+        returned as observed) and is put in the training data's space.
     layer
         Read counts from this layer instead of ``X``.
     labels_key
@@ -71,6 +86,8 @@ def impute(
         Name of the output layer.
     counts_layer
         Also write ``layers[f"{key_added}_counts"]``: the result back on the count scale.
+    dropout_layer
+        Write ``layers["dropout_probability"]`` (methods with a dropout model).
     copy
         Return a new AnnData instead of writing into ``adata``.
 
@@ -84,115 +101,146 @@ def impute(
         cells and genes without counts keep their observed values (zero).
     ``layers["dropout_probability"]``
         Probability that each observed zero is a technical dropout (methods with a dropout
-        model).
+        model, unless ``dropout_layer=False``).
     ``layers[f"{key_added}_counts"]``
         With ``counts_layer``.
     ``obs["scfill_cluster"]``
         Pre-clusters, when the method needed groups and none were given.
     ``uns["scfill"]``
-        Method, parameters, seed, version, device, runtime, output space and run facts;
-        with ``method="auto"`` also ``uns["scfill"]["auto"]``: the score table, the winner,
-        the hold-out and the time budget used (:meth:`scfill.select.Selection.to_uns`).
+        Method, parameters, seed, version, device, runtime, output space, layer storage
+        and run facts; every value can be written to h5ad. With ``method="auto"`` also
+        ``uns["scfill"]["auto"]``: the score table, the winner, the hold-out and the time
+        budget used (:meth:`scfill.select.Selection.to_uns`).
     """
-    from scfill import __version__
-
     start = time.perf_counter()
     adata = adata.copy() if copy else adata
+    model, data, refit, selection = _fit(adata, method, params, layer=layer,
+                                         labels_key=labels_key, n_top_genes=n_top_genes,
+                                         seed=seed, device=device)
+    with timed(f"reconstructing with {model.name}"):
+        blocks = output_blocks(model, data, key_added=key_added, dropout_layer=dropout_layer,
+                               counts_layer=counts_layer)
+        layers = assemble(blocks, data.layout.shape)
+    adata.layers.update(layers)
+    _write_clusters(adata, data)
+    adata.uns["scfill"] = _provenance(model, data, key_added=key_added, refit=refit,
+                                      start=start,
+                                      storage={name: {"format": "csr"} for name in layers})
+    if selection is not None:
+        adata.uns["scfill"]["auto"] = selection.to_uns()
+    logger.info("imputed %d cells x %d genes with %s in %.1f s", data.n_cells, data.n_genes,
+                model.name, adata.uns["scfill"]["runtime_s"])
+    return adata if copy else None
+
+
+def impute_to_file(
+    adata: ad.AnnData,
+    path: str | os.PathLike,
+    method: str | Method = DEFAULT_METHOD,
+    *,
+    force: bool = False,
+    params: Mapping[str, Any] | None = None,
+    key_added: str = "imputed",
+    counts_layer: bool = False,
+    dropout_layer: bool = True,
+    **options: Any,
+) -> Path:
+    """:func:`impute`, writing ``adata`` and the new layers to ``path`` (.h5ad) in row blocks.
+
+    For large data (the CLI does this from :data:`STREAM_CELLS` cells): no output layer is
+    held in memory whole. Each layer is stored dense when mostly filled, else as CSR
+    (:func:`scfill.io.write_h5ad_blocks`); ``uns["scfill"]["storage"]`` says which.
+    ``adata`` gets ``uns["scfill"]`` (and ``obs["scfill_cluster"]``) but not the layers.
+    ``force`` overwrites an existing file; the other arguments, and ``options`` (``layer``,
+    ``labels_key``, ``seed``, ``device``, ``n_top_genes``), are those of :func:`impute`.
+    """
+    start = time.perf_counter()
+    path = Path(path)
+    if path.exists() and not force:
+        raise InputError("output already exists.", fix="choose another path or pass "
+                         "--force (force=True) to overwrite it.", source=str(path))
+    model, data, refit, selection = _fit(adata, method, params, **options)
+    _write_clusters(adata, data)
+    blocks = output_blocks(model, data, key_added=key_added, dropout_layer=dropout_layer,
+                           counts_layer=counts_layer)
+
+    def provenance(storage: dict[str, dict]) -> dict[str, Any]:
+        adata.uns["scfill"] = _provenance(model, data, key_added=key_added, refit=refit,
+                                          start=start, storage=storage)
+        if selection is not None:
+            adata.uns["scfill"]["auto"] = selection.to_uns()
+        return {"scfill": adata.uns["scfill"]}
+
+    with timed(f"reconstructing with {model.name} and writing {path}"):
+        write_h5ad_blocks(adata, path, blocks, finish=provenance, force=force)
+    return path
+
+
+def _fit(adata: ad.AnnData, method: str | Method, params: Mapping[str, Any] | None, **options
+         ) -> tuple[Method, PreparedData, bool, Any]:
+    """The method (fitted here unless it already was), the prepared data, whether it was
+    fitted here, and the selection of ``method="auto"`` (else None)."""
     selection = None
     if isinstance(method, str) and method.lower() == "auto":  # choose on held-out data
         from scfill.select import select_method
 
-        selection = select_method(adata, layer=layer, labels_key=labels_key, seed=seed,
-                                  device=device, **(params or {}))
+        selection = select_method(adata, layer=options.get("layer"),
+                                  labels_key=options.get("labels_key"),
+                                  seed=options.get("seed", 0),
+                                  device=options.get("device", "auto"), **(params or {}))
         method, params = selection.winner, None
     model = _make_method(method, params)
-    source = adata.uns.get("scfill_input", {}).get("path") if "scfill_input" in adata.uns else None
-    raw = adata.layers[layer] if layer is not None else adata.X
-    checked = ad.AnnData(raw, obs=pd.DataFrame(index=adata.obs_names),
-                         var=pd.DataFrame(index=adata.var_names))
-    validate_counts(checked, source=source)
-    if labels_key is not None:
-        validate_labels(adata, labels_key, source=source)
     model.check_params()
+    data = prepare(adata, model, **options)
+    refit = not model.is_fitted
+    if refit:
+        with timed(f"fitting {model.name}"):
+            model.fit(data)
+    else:
+        model.check_data(data)
+        logger.info("using the fitted %s model (no refit)", model.name)
+    return model, data, refit, selection
 
-    counts_all = sp.csr_matrix(raw, dtype=np.float32)
-    lib_all = library_size(counts_all)
-    cells, genes = nonempty(counts_all)
-    if (~cells).any() or (~genes).any():
-        logger.info("setting aside %d all-zero cells and %d all-zero genes (returned unchanged)",
-                    int((~cells).sum()), int((~genes).sum()))
-    normalizer = LogNormalizer.median(lib_all[cells])
-    # all-zero cells (library size 0) stay all zero in every space
-    safe_lib = np.where(cells, lib_all, 1.0)
-    observed_all = normalizer.transform(counts_all, safe_lib)
-    if n_top_genes is None:
-        n_top_genes = model.default_n_top_genes
-    if n_top_genes is not None:
-        genes_idx = np.flatnonzero(genes)
-        keep = highly_variable(observed_all[cells][:, genes_idx], n_top_genes)
-        genes = np.zeros_like(genes)
-        genes[genes_idx[keep]] = True
-    validate_size(int(cells.sum()), int(genes.sum()), min_cells=model.min_cells,
-                  min_genes=model.min_genes, method=model.name, source=source)
 
-    seed_everything(seed)
-    counts = counts_all[cells][:, genes]
-    data = PreparedData(
-        counts=counts,
-        library_size=lib_all[cells],
-        normalizer=normalizer,
-        logcounts=observed_all[cells][:, genes],
-        var_names=np.asarray(adata.var_names[genes]),
-        obs_names=np.asarray(adata.obs_names[cells]),
-        device=resolve_device(device),
-        seed=seed,
-    )
-    labels_source = _assign_labels(adata, data, model, labels_key, cells)
-    dropout_summary = _assign_dropout(data, model)
+def output_blocks(model: Method, data: PreparedData, *, key_added: str = "imputed",
+                  dropout_layer: bool = True, counts_layer: bool = False
+                  ) -> Iterator[tuple[slice, dict[str, np.ndarray]]]:
+    """Reconstruct, combine and embed, one row block at a time, in input row order.
 
-    with timed(f"fitting {model.name}"):
-        model.fit(data)
-    with timed(f"reconstructing with {model.name}"):
-        reconstruction = model.reconstruct(data)
-    imputed = combine(data.logcounts, reconstruction, rule=model.combine_rule,
-                      dropout_probability=data.dropout_probability,
-                      threshold=model.dropout_threshold())
+    Yields ``(input rows, {layer name: block})``: dense float32 blocks over every input
+    gene, for ``key_added``, ``"dropout_probability"`` (when the method has a dropout model
+    and ``dropout_layer``) and ``f"{key_added}_counts"`` (with ``counts_layer``).
+    """
+    layout = data.layout
+    use_dropout = model.combine_rule == "dropout" or dropout_layer
+    combined = combine(data.logcounts, model.reconstruct(data), rule=model.combine_rule,
+                       dropout=data.dropout if use_dropout else None,
+                       threshold=model.dropout_threshold())
+    for rows, imputed, probability in combined:
+        out_rows, block = layout.embed(rows, imputed, fill=layout.observed)
+        layers = {key_added: block}
+        if dropout_layer and probability is not None:
+            layers[DROPOUT_LAYER] = layout.embed(rows, probability, fill=None)[1]
+        if counts_layer:
+            layers[f"{key_added}_counts"] = data.normalizer.inverse(
+                block, layout.library_size[out_rows])
+        yield out_rows, layers
 
-    adata.layers[key_added] = _embed(imputed, observed_all, cells, genes)
-    if data.dropout_probability is not None:
-        empty = sp.csr_matrix(counts_all.shape, dtype=np.float32)
-        adata.layers["dropout_probability"] = _embed(data.dropout_probability, empty, cells,
-                                                     genes)
-    if counts_layer:
-        adata.layers[f"{key_added}_counts"] = normalizer.inverse(adata.layers[key_added],
-                                                                 safe_lib)
-    adata.uns["scfill"] = {
-        "method": model.name,
-        "params": _jsonable(model.get_params()),
-        "seed": seed,
-        "version": __version__,
-        "device": str(data.device),
-        "runtime_s": round(time.perf_counter() - start, 3),
-        "space": COMMON_SPACE,
-        "normalizer": normalizer.to_dict(),
-        "layer": layer or "X",
-        "key_added": key_added,
-        "n_cells_imputed": int(cells.sum()),
-        "n_genes_imputed": int(genes.sum()),
-        "n_cells_set_aside": int((~cells).sum()),
-        "n_genes_not_imputed": int((~genes).sum()),
-        "labels": labels_source,
-        "dropout_model": model.dropout_model or "none",
-        "dropout_summary": dropout_summary,
-        "combine_rule": model.combine_rule,
-        "dropout_threshold": model.dropout_threshold(),
-        "info": _jsonable(getattr(model, "info_", {})),
-    }
-    if selection is not None:
-        adata.uns["scfill"]["auto"] = selection.to_uns()
-    logger.info("imputed %d cells x %d genes with %s in %.1f s", int(cells.sum()),
-                int(genes.sum()), model.name, adata.uns["scfill"]["runtime_s"])
-    return adata if copy else None
+
+def assemble(blocks: Iterator[tuple[slice, dict[str, np.ndarray]]], shape: tuple[int, int]
+             ) -> dict[str, sp.csr_matrix]:
+    """Each layer of :func:`output_blocks` as one CSR float32, built once from its blocks."""
+    parts: dict[str, list[sp.csr_matrix]] = {}
+    for _, layers in blocks:
+        for name, block in layers.items():
+            parts.setdefault(name, []).append(sp.csr_matrix(block, dtype=np.float32))
+    out = {}
+    for name in list(parts):
+        matrix = sp.vstack(parts.pop(name), format="csr", dtype=np.float32)
+        if matrix.shape != shape:
+            raise ValueError(f"layer {name} assembled to {matrix.shape}, expected {shape}")
+        out[name] = matrix
+    return out
 
 
 def _make_method(method: str | Method, params: Mapping[str, Any] | None) -> Method:
@@ -204,73 +252,48 @@ def _make_method(method: str | Method, params: Mapping[str, Any] | None) -> Meth
     try:
         return cls(**(params or {}))
     except TypeError as err:
-        from scfill.errors import InputError
-
         raise InputError(f"bad parameters for method {cls.name!r}: {err}.",
                          fix="see `scfill methods` for its parameters.") from err
 
 
-def _assign_labels(adata: ad.AnnData, data: PreparedData, model: Method,
-                   labels_key: str | None, cells: np.ndarray) -> str:
-    """Fill ``data.labels`` from the user's column or pre-clustering; say where they came from."""
-    if labels_key is not None:
-        categories = validate_labels(adata, labels_key)[cells]
-        categories = categories.remove_unused_categories()
-        data.labels = np.asarray(categories.codes, dtype=np.int64)
-        data.label_names = [str(c) for c in categories.categories]
-        return f"obs[{labels_key!r}]"
-    if model.preclustering is None:
-        return "none"
-    from scfill.cluster import precluster
-
-    with timed(f"pre-clustering ({model.preclustering})"):
-        codes = precluster(data.logcounts, method=model.preclustering, seed=data.seed)
-    data.labels = np.asarray(codes, dtype=np.int64)
-    data.label_names = [str(c) for c in range(int(codes.max()) + 1)]
+def _write_clusters(adata: ad.AnnData, data: PreparedData) -> None:
+    """``obs["scfill_cluster"]`` when the labels came from pre-clustering."""
+    if not data.layout.labels_source.startswith("pre-clustering"):
+        return
     column = np.full(adata.n_obs, -1, dtype=np.int64)
-    column[cells] = codes
+    column[data.layout.cells] = data.labels
     adata.obs["scfill_cluster"] = pd.Categorical(
         np.where(column >= 0, column.astype(str), "unassigned"))
-    return f"pre-clustering ({model.preclustering})"
 
 
-def _assign_dropout(data: PreparedData, model: Method) -> dict:
-    if model.dropout_model is None:
-        return {}
-    from scfill.dropout import estimate
+def _provenance(model: Method, data: PreparedData, *, key_added: str, refit: bool,
+                start: float, storage: dict[str, dict]) -> dict[str, Any]:
+    """``uns["scfill"]``: every value writable to h5ad."""
+    from scfill import __version__
 
-    with timed(f"dropout model ({model.dropout_model})"):
-        result = estimate(model.dropout_model, data.counts, data.library_size,
-                          labels=data.labels, **model.dropout_options())
-    data.dropout_probability = result.probability
-    return _jsonable(result.summary)
-
-
-def _embed(block: sp.csr_matrix, full: sp.csr_matrix, cells: np.ndarray,
-           genes: np.ndarray) -> sp.csr_matrix:
-    """``full`` with its ``cells`` × ``genes`` submatrix replaced by ``block``."""
-    full = sp.csr_matrix(full, dtype=np.float32)
-    cell_idx, gene_idx = np.flatnonzero(cells), np.flatnonzero(genes)
-    other_genes = np.flatnonzero(~genes)
-    rows = sp.hstack([sp.csr_matrix(block, dtype=np.float32),
-                      full[cell_idx][:, other_genes]], format="csr")
-    order = np.argsort(np.concatenate([gene_idx, other_genes]), kind="stable")
-    rows = rows[:, order]
-    other_cells = np.flatnonzero(~cells)
-    stacked = sp.vstack([rows, full[other_cells]], format="csr")
-    return stacked[np.argsort(np.concatenate([cell_idx, other_cells]), kind="stable")]
-
-
-def _jsonable(value: Any) -> Any:
-    """Turn numpy scalars/arrays and tuples into plain types for ``uns``/h5ad."""
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if value is None:
-        return "None"
-    return value
+    layout = data.layout
+    n_cells, n_genes = layout.shape
+    return plain({
+        "method": model.name,
+        "params": model.get_params(),
+        "seed": data.seed,
+        "version": __version__,
+        "device": str(data.device),
+        "runtime_s": round(time.perf_counter() - start, 3),
+        "space": COMMON_SPACE,
+        "normalizer": data.normalizer.to_dict(),
+        "layer": layout.layer,
+        "key_added": key_added,
+        "fitted_here": refit,
+        "n_cells_imputed": data.n_cells,
+        "n_genes_imputed": data.n_genes,
+        "n_cells_set_aside": n_cells - data.n_cells,
+        "n_genes_not_imputed": n_genes - data.n_genes,
+        "labels": layout.labels_source,
+        "dropout_model": model.dropout_model or "none",
+        "dropout_summary": {} if data.dropout is None else data.dropout.summary,
+        "combine_rule": model.combine_rule,
+        "dropout_threshold": model.dropout_threshold(),
+        "storage": storage,
+        "info": getattr(model, "info_", {}),
+    }, h5ad=True)

@@ -3,6 +3,7 @@
 - Checking and parsing method parameters (scikit-learn style: set in ``__init__``, checked
   at ``fit``).
 - Importing an optional dependency with an install hint when it is missing.
+- Plain values for JSON and ``uns``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import inspect
 from collections.abc import Iterable, Mapping
 from types import ModuleType
 from typing import Any
+
+import numpy as np
 
 from scfill.errors import InputError, MissingDependency
 
@@ -92,6 +95,32 @@ def _coerce(key: str, raw: str, default: Any) -> Any:
         raise InputError(f"parameter {key}={raw!r} is not a valid "
                          f"{type(default).__name__}.", fix=f"give {key} as a "
                          f"{type(default).__name__}, like {default!r}.") from err
+
+
+def plain(value: Any, *, h5ad: bool = False) -> Any:
+    """``value`` with numpy scalars/arrays and tuples turned into plain JSON types.
+
+    With ``h5ad``, also what an h5ad ``uns`` cannot store: None becomes ``"None"``, a list
+    holding mappings becomes a mapping keyed ``"0"``, ``"1"``, ..., and a list mixing
+    types becomes a list of strings.
+    """
+    if isinstance(value, Mapping):
+        return {str(k): plain(v, h5ad=h5ad) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        items = [plain(v, h5ad=h5ad) for v in (value.tolist() if isinstance(value, np.ndarray)
+                                               else value)]
+        if not h5ad:
+            return items
+        if any(isinstance(v, Mapping | list) for v in items):
+            return {str(i): v for i, v in enumerate(items)}
+        kinds = {float if isinstance(v, int | float) and not isinstance(v, bool) else type(v)
+                 for v in items}
+        return [str(v) for v in items] if len(kinds) > 1 else items
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None:
+        return "None" if h5ad else None
+    return value
 
 
 def constructor_params(obj: Any) -> Mapping[str, Any]:

@@ -13,6 +13,12 @@ The models, shared by all methods (``specs/dropout.md``):
 
 ``"zinb"`` names :data:`ZINB_DEFAULT`; ``benchmarks/results/dropout_models.md`` measures the
 models on the simulator's ground truth.
+
+:func:`estimate` returns a :class:`DropoutModel`: the fitted parameters, and
+``model.probability(rows)`` giving the dense probabilities of a block of cells on demand
+(``model.matrix()`` for all of them as CSR, ``model.above(t)`` for the zeros above a
+threshold). Models that still produce a whole CSR (:class:`DropoutResult`: ``zinb-ml``,
+``gamma_normal-zinb``) are wrapped in :class:`FixedDropout`.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from scfill.dropout.model import DropoutModel, FixedDropout
+
 MODELS = ("gamma_normal", "gamma_normal-zinb", "zinb", "zinb-ml", "zinb-paper")
 #: The ZINB model ``"zinb"`` stands for: the ML fit separates dropouts from biological zeros
 #: with ROC AUC 0.939–0.948 on the MaskClass presets where the paper's model reaches
@@ -30,10 +38,13 @@ MODELS = ("gamma_normal", "gamma_normal-zinb", "zinb", "zinb-ml", "zinb-paper")
 #: (benchmarks/results/dropout_models.md).
 ZINB_DEFAULT = "zinb-ml"
 
+__all__ = ["MODELS", "ZINB_DEFAULT", "DropoutModel", "DropoutResult", "FixedDropout",
+           "estimate"]
+
 
 @dataclass
 class DropoutResult:
-    """Output of a dropout model.
+    """Output of a dropout model that computes every probability at once.
 
     Attributes
     ----------
@@ -58,8 +69,8 @@ def estimate(
     *,
     labels: np.ndarray | None = None,
     **options: Any,
-) -> DropoutResult:
-    """Run dropout model ``model`` (one of :data:`MODELS`) on raw ``counts``.
+) -> DropoutModel:
+    """Fit dropout model ``model`` (one of :data:`MODELS`) to raw ``counts``.
 
     ``labels`` (cell-group codes) are used by ``gamma_normal``, which fits per group;
     ``options`` go to the model's function.
@@ -76,4 +87,9 @@ def estimate(
         from scfill.errors import InputError
 
         raise InputError(f"unknown dropout model {model!r}.", fix=f"use one of {MODELS}.")
-    return dropout_probability(counts, library_size, labels=labels, **options)
+    result = dropout_probability(counts, library_size, labels=labels, **options)
+    if isinstance(result, DropoutResult):
+        wrapped = FixedDropout(result.probability)
+        wrapped.params, wrapped.summary = result.params, result.summary
+        return wrapped
+    return result

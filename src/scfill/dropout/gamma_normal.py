@@ -32,8 +32,8 @@ import scipy.sparse as sp
 from scipy.special import digamma, gammaln, polygamma
 
 from scfill._logging import logger, timed
-from scfill.dropout import DropoutResult
-from scfill.dropout._shared import check_inputs, fill_zeros
+from scfill.dropout._shared import check_inputs
+from scfill.dropout.model import DropoutModel, Rows
 from scfill.utils import check_choice, check_number
 
 #: Value added to the (normalised) count before the log (scImpute, scGACL).
@@ -358,7 +358,7 @@ def dropout_probability(
     max_iter: int = 100,
     tol: float = 0.5,
     gene_chunk: int = 4096,
-) -> DropoutResult:
+) -> GammaNormalDropout:
     """Dropout probability of every zero count by scImpute's Gamma–Normal mixture.
 
     Parameters
@@ -380,8 +380,8 @@ def dropout_probability(
 
     Returns
     -------
-    DropoutResult
-        ``probability``: CSR float32, values only at observed zeros. ``params``: ``lambda``,
+    GammaNormalDropout
+        ``probability(rows)``: dense float32, values only at observed zeros. ``params``: ``lambda``,
         ``alpha``, ``beta``, ``mu``, ``sigma`` (groups × genes, NaN where no fit),
         ``status`` (codes of :data:`STATUSES`), ``zero_probability`` (groups × genes) and
         ``groups`` (the label of each row). ``summary``: counts of fits by status.
@@ -415,11 +415,33 @@ def dropout_probability(
                 status[k, cols] = fit.status
                 converged[k, cols] = fit.converged
                 iterations[k, cols] = fit.iterations
-    probability = fill_zeros(counts, lambda rows: zero_prob[codes[rows]])
     summary = _summary(status, converged, iterations, variant, transform, names.size)
     logger.info("Gamma–Normal fits: %s", summary["status"])
     params = {**out, "status": status, "zero_probability": zero_prob, "groups": names}
-    return DropoutResult(probability=probability, params=params, summary=summary)
+    return GammaNormalDropout(counts, codes, params=params, summary=summary)
+
+
+class GammaNormalDropout(DropoutModel):
+    """Fitted Gamma–Normal mixtures: a zero of gene j in group k has probability
+    ``params["zero_probability"][k, j]``.
+
+    Parameters
+    ----------
+    counts
+        The counts the mixtures were fitted on.
+    codes
+        Group code of each cell (row of ``params["zero_probability"]``).
+    """
+
+    name = "gamma_normal"
+
+    def __init__(self, counts: sp.csr_matrix, codes: np.ndarray, *, params: dict,
+                 summary: dict) -> None:
+        super().__init__(counts, params, summary)
+        self.codes = codes
+
+    def _zero_probability(self, rows: Rows) -> np.ndarray:
+        return self.params["zero_probability"][self.codes[rows]]
 
 
 def _summary(status, converged, iterations, variant, transform, n_groups) -> dict:

@@ -43,8 +43,9 @@ from scipy.optimize import minimize
 from scipy.special import expit
 
 from scfill._logging import logger, timed
-from scfill.dropout import DropoutResult
-from scfill.dropout._shared import BLOCK_ELEMENTS, check_inputs, fill_zeros
+from scfill.dropout._shared import check_inputs
+from scfill.dropout.model import DropoutModel, Rows
+from scfill.rows import row_blocks
 from scfill.utils import check_choice, check_number
 
 #: Weight of the cell sparsity adjustment, α in ``p_bio·(1 − α·z_i)`` (MaskClass §2.6).
@@ -98,24 +99,41 @@ class ZinbFit:
         return p_bio * (1 - self.sparsity_weight * self.sparsity[rows, None])
 
 
-def _dispersion(y: sp.csr_matrix, inv_size: np.ndarray, *, nonzero: bool, shrinkage: float,
-                low: float, high: float) -> np.ndarray:
-    """Shrunk moment dispersion per gene from size-factor-normalised counts ``y``.
+@dataclass(frozen=True)
+class _GeneSums:
+    """Per-gene sums over the stored entries of ``y = counts / ℓ`` (one pass, row blocks)."""
+
+    present: np.ndarray
+    inv_size: np.ndarray
+    total: np.ndarray
+    second: np.ndarray
+
+    @classmethod
+    def of(cls, counts: sp.csr_matrix, size: np.ndarray) -> _GeneSums:
+        n_genes = counts.shape[1]
+        sums = np.zeros((4, n_genes))
+        for rows in row_blocks(*counts.shape):
+            part = counts[rows]
+            inv = np.repeat(1 / size[rows], np.diff(part.indptr))
+            y = part.data * inv
+            for k, weights in enumerate((None, inv, y, y * y)):
+                sums[k] += np.bincount(part.indices, weights=weights, minlength=n_genes)
+        return cls(*sums)
+
+
+def _dispersion(sums: _GeneSums, n_cells: int, inv_size: np.ndarray, *, nonzero: bool,
+                shrinkage: float, low: float, high: float) -> np.ndarray:
+    """Shrunk moment dispersion per gene from the sums of ``y = counts / ℓ``.
 
     ``φ = (s² − m·mean(1/ℓ)) / m²`` over the gene's non-zero entries (``nonzero``, the
     paper) or over all cells; genes with fewer than 2 entries take the median.
     """
-    present = sp.csr_matrix(y, copy=True)
-    present.data[:] = 1.0
-    n = (np.asarray(present.sum(axis=0)).ravel() if nonzero
-         else np.full(y.shape[1], float(y.shape[0])))
-    inv = (np.asarray(present.T @ inv_size).ravel() / np.maximum(n, 1) if nonzero
-           else np.full(y.shape[1], inv_size.mean()))
-    total = np.asarray(y.sum(axis=0)).ravel()
-    second = np.asarray(y.multiply(y).sum(axis=0)).ravel()
+    n = sums.present if nonzero else np.full(sums.total.size, float(n_cells))
+    inv = (sums.inv_size / np.maximum(n, 1) if nonzero
+           else np.full(sums.total.size, inv_size.mean()))
     with np.errstate(divide="ignore", invalid="ignore"):
-        mean = total / n
-        var = (second - n * mean**2) / (n - 1)
+        mean = sums.total / n
+        var = (sums.second - n * mean**2) / (n - 1)
         raw = np.where(n >= 2, (var - mean * inv) / mean**2, np.nan)
     raw = np.clip(raw, low, high)
     raw = np.where(np.isfinite(raw), raw, np.nanmedian(raw) if np.isfinite(raw).any() else low)
@@ -152,7 +170,6 @@ def fit_zinb(
     min_dispersion: float = 1e-2,
     max_dispersion: float = 1e3,
     sparsity_weight: float = SPARSITY_WEIGHT,
-    block_elements: int = BLOCK_ELEMENTS,
 ) -> ZinbFit:
     """Fit MaskClass's biozero model to raw ``counts`` (see the module docstring)."""
     check_choice("dispersion_counts", dispersion_counts, ("nonzero", "all"))
@@ -163,9 +180,9 @@ def fit_zinb(
     counts, library_size, _, _ = check_inputs(counts, library_size)
     n_cells, n_genes = counts.shape
     size = library_size / np.median(library_size)
-    y = sp.csr_matrix(sp.diags(1 / size) @ counts, dtype=np.float64)
-    mean = np.asarray(y.mean(axis=0)).ravel()
-    dispersion = _dispersion(y, 1 / size, nonzero=dispersion_counts == "nonzero",
+    sums = _GeneSums.of(counts, size)
+    mean = sums.total / n_cells
+    dispersion = _dispersion(sums, n_cells, 1 / size, nonzero=dispersion_counts == "nonzero",
                              shrinkage=dispersion_shrinkage, low=min_dispersion,
                              high=max_dispersion)
     zeros_per_cell = n_genes - np.diff(counts.indptr)
@@ -175,14 +192,44 @@ def fit_zinb(
     sparsity = (np.clip((zeros_per_cell / n_genes - lo) / span, 0, 1) if span > 0
                 else np.zeros(n_cells))
     fit = ZinbFit(size, mean, dispersion, 0.0, 0.0, sparsity, sparsity_weight)
-    rows_per_block = max(1, block_elements // max(n_genes, 1))
-    nb_zero_rate = sum(fit.nb_zero(slice(s, s + rows_per_block)).sum(axis=0)
-                       for s in range(0, n_cells, rows_per_block)) / n_cells
+    nb_zero_rate = sum(fit.nb_zero(rows).sum(axis=0)
+                       for rows in row_blocks(n_cells, n_genes)) / n_cells
     fit.intercept, fit.slope = _fit_dropout_curve(np.log(np.maximum(mean, _TINY)), zero_rate,
                                                   nb_zero_rate, n_cells)
     logger.info("ZINB dropout curve: delta = expit(%.3f %+.3f log mu); median dispersion %.3g",
                 fit.intercept, fit.slope, float(np.median(dispersion)))
     return fit
+
+
+class ZinbDropout(DropoutModel):
+    """The fitted ZINB model of a set of cells: dropout probability ``1 − p_bio`` at zeros
+    (or ``p_bio`` itself with ``biozero=True``).
+
+    Parameters
+    ----------
+    counts
+        The counts the model was fitted on.
+    fit
+        The fitted :class:`ZinbFit`.
+    """
+
+    name = "zinb-paper"
+
+    def __init__(self, counts: sp.csr_matrix, fit: ZinbFit, *, biozero: bool = False) -> None:
+        params = {"mean": fit.mean, "dispersion": fit.dispersion,
+                  "size_factor": fit.size_factor, "sparsity": fit.sparsity,
+                  "dropout_curve": np.array([fit.intercept, fit.slope])}
+        summary = {"model": "zinb-paper", "genes": int(counts.shape[1]),
+                   "dropout_curve": {"intercept": fit.intercept, "slope": fit.slope},
+                   "median_dispersion": float(np.median(fit.dispersion)),
+                   "sparsity_weight": fit.sparsity_weight}
+        super().__init__(counts, params, summary)
+        self.fit = fit
+        self.biozero = biozero
+
+    def _zero_probability(self, rows: Rows) -> np.ndarray:
+        p_bio = self.fit.biozero(rows)
+        return p_bio if self.biozero else 1 - p_bio
 
 
 def biozero_probability(counts: sp.csr_matrix, library_size: np.ndarray,
@@ -191,8 +238,8 @@ def biozero_probability(counts: sp.csr_matrix, library_size: np.ndarray,
 
     ``options`` go to :func:`fit_zinb`.
     """
-    fit = fit_zinb(counts, library_size, **options)
-    return fill_zeros(sp.csr_matrix(counts), fit.biozero)
+    counts = sp.csr_matrix(counts)
+    return ZinbDropout(counts, fit_zinb(counts, library_size, **options), biozero=True).matrix()
 
 
 def dropout_probability(
@@ -201,25 +248,19 @@ def dropout_probability(
     *,
     labels: np.ndarray | None = None,
     **options,
-) -> DropoutResult:
-    """Dropout probability ``1 − p_bio`` of every zero count (``labels`` are ignored).
+) -> ZinbDropout:
+    """The ZINB model of ``counts``: dropout probability ``1 − p_bio`` at each zero count
+    (``labels`` are ignored).
 
     Returns
     -------
-    DropoutResult
-        ``probability`` (CSR float32 at zeros), ``params`` (``mean``, ``dispersion``,
-        ``size_factor``, ``sparsity``, ``dropout_curve`` = [intercept, slope]) and
-        ``summary``.
+    ZinbDropout
+        ``probability(rows)`` (dense float32, values at zeros), ``params`` (``mean``,
+        ``dispersion``, ``size_factor``, ``sparsity``, ``dropout_curve`` = [intercept,
+        slope]) and ``summary``.
     """
     if labels is not None:
         logger.info("ZINB dropout model: labels ignored (one model over all cells)")
+    counts = sp.csr_matrix(counts)
     with timed("ZINB biozero model"):
-        fit = fit_zinb(counts, library_size, **options)
-        probability = fill_zeros(sp.csr_matrix(counts), lambda rows: 1 - fit.biozero(rows))
-    params = {"mean": fit.mean, "dispersion": fit.dispersion, "size_factor": fit.size_factor,
-              "sparsity": fit.sparsity, "dropout_curve": np.array([fit.intercept, fit.slope])}
-    summary = {"model": "zinb-paper", "genes": int(counts.shape[1]),
-               "dropout_curve": {"intercept": fit.intercept, "slope": fit.slope},
-               "median_dispersion": float(np.median(fit.dispersion)),
-               "sparsity_weight": fit.sparsity_weight}
-    return DropoutResult(probability=probability, params=params, summary=summary)
+        return ZinbDropout(counts, fit_zinb(counts, library_size, **options))

@@ -37,15 +37,18 @@ Deviations, each forced by something outside the paper:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+import torch
 from sklearn.utils.extmath import randomized_svd
 
 from scfill._logging import logger
 from scfill.errors import InputError
 from scfill.methods.base import Method, PreparedData, register
+from scfill.rows import row_blocks
 from scfill.utils import check_number
 
 #: Singular values computed to choose the rank (paper: 100).
@@ -175,7 +178,53 @@ def _dense_nonzero_column_stats(matrix: np.ndarray) -> tuple[np.ndarray, np.ndar
     return mean, np.sqrt(np.maximum(var, 0))
 
 
-def alra(
+@dataclass
+class AlraFit:
+    """ALRA fitted to a matrix: the rank-``k`` factors and the per-gene steps 3–4, from
+    which any row block of the result is computed (:meth:`block`).
+
+    Attributes
+    ----------
+    scores, components
+        ``A_k = scores @ components`` (cells × k and k × genes, float32).
+    threshold
+        Per gene: entries of ``A_k`` at or below it are zero (step 3).
+    ratio, shift
+        Per gene: kept entries become ``ratio · a + shift`` (step 4).
+    choice
+        How ``k`` was chosen (None when it was given).
+    """
+
+    scores: np.ndarray
+    components: np.ndarray
+    threshold: np.ndarray
+    ratio: np.ndarray
+    shift: np.ndarray
+    choice: RankChoice | None
+
+    @property
+    def k(self) -> int:
+        """The rank."""
+        return self.components.shape[0]
+
+    def block(self, rows: slice, observed: sp.csr_matrix) -> np.ndarray:
+        """Steps 2–5 for the cells ``rows``; ``observed`` holds those rows of the input."""
+        low_rank = self.scores[rows] @ self.components
+        zero = low_rank <= self.threshold
+        low_rank *= self.ratio
+        low_rank += self.shift
+        low_rank[zero] = 0
+        np.maximum(low_rank, 0, out=low_rank)
+        # step 5: observed non-zeros the model zeroed get their values back
+        entries = sp.coo_matrix(observed)
+        nonzero = entries.data != 0
+        row, col, value = entries.row[nonzero], entries.col[nonzero], entries.data[nonzero]
+        lost = low_rank[row, col] == 0
+        low_rank[row[lost], col[lost]] = value[lost]
+        return low_rank
+
+
+def fit_alra(
     matrix: np.ndarray | sp.spmatrix,
     *,
     k: int | None = None,
@@ -185,8 +234,8 @@ def alra(
     n_sd: float = N_SD,
     n_iter: int = N_ITER,
     seed: int = 0,
-) -> tuple[np.ndarray, RankChoice | None]:
-    """Impute a normalised cells × genes matrix with ALRA (module docstring, steps 1–5).
+) -> AlraFit:
+    """Fit ALRA to a normalised cells × genes matrix (module docstring, steps 1–4).
 
     Parameters
     ----------
@@ -204,12 +253,8 @@ def alra(
     seed
         Seed of the randomized SVDs.
 
-    Returns
-    -------
-    imputed
-        Dense float32 matrix: zero where the model says zero, non-negative elsewhere.
-    choice
-        How ``k`` was chosen (None when ``k`` was given).
+    The per-gene quantiles and statistics of ``A_k`` are computed over blocks of genes
+    (each cells × a few genes), so ``A_k`` is never held whole.
     """
     choice = None
     if k is None:
@@ -221,31 +266,38 @@ def alra(
                          f"{matrix.shape[1]} matrix.",
                          fix=f"use 1 <= k < {min(matrix.shape)}, or k=None to choose it.")
     u, s, vt = randomized_svd(matrix, n_components=k, n_iter=n_iter, random_state=seed)
-    low_rank = (u * s).astype(np.float32) @ vt.astype(np.float32)
-    # step 3: per-gene threshold at the magnitude of the gene's most negative values
-    threshold = np.abs(np.quantile(low_rank, quantile, axis=0))
-    low_rank[low_rank <= threshold] = 0
+    scores, components = (u * s).astype(np.float32), vt.astype(np.float32)
+    n_cells, n_genes = matrix.shape
+    threshold = np.empty(n_genes, dtype=np.float32)
+    kept_mean, kept_sd = np.empty(n_genes), np.empty(n_genes)
+    for cols in row_blocks(n_genes, n_cells):  # blocks of genes: columns of A_k
+        low_rank = scores @ components[:, cols]
+        # step 3: per-gene threshold at the magnitude of the gene's most negative values
+        threshold[cols] = np.abs(np.quantile(low_rank, quantile, axis=0))
+        low_rank[low_rank <= threshold[cols]] = 0
+        kept_mean[cols], kept_sd[cols] = _dense_nonzero_column_stats(low_rank)
     # step 4: match the observed non-zero mean and sd, gene by gene (vectorised)
-    observed = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
-    observed.eliminate_zeros()
-    kept_mean, kept_sd = _dense_nonzero_column_stats(low_rank)
-    observed_mean, observed_sd = _nonzero_column_stats(observed)
+    observed_mean, observed_sd = _nonzero_column_stats(sp.csr_matrix(matrix, dtype=np.float32))
     scalable = np.isfinite(kept_sd) & np.isfinite(observed_sd) & (kept_sd > 0)
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.where(scalable, observed_sd / kept_sd, 1.0).astype(np.float32)
         shift = np.where(scalable, observed_mean - kept_mean * ratio, 0.0).astype(np.float32)
-    zero = low_rank == 0
-    low_rank *= ratio
-    low_rank += shift
-    low_rank[zero] = 0
-    np.maximum(low_rank, 0, out=low_rank)
-    # step 5: observed non-zeros the model zeroed get their values back
-    entries = observed.tocoo()
-    lost = low_rank[entries.row, entries.col] == 0
-    low_rank[entries.row[lost], entries.col[lost]] = entries.data[lost]
-    logger.info("ALRA: rank %d, %.1f%% of entries non-zero, %d observed values restored",
-                k, 100 * np.count_nonzero(low_rank) / low_rank.size, int(lost.sum()))
-    return low_rank, choice
+    logger.info("ALRA: rank %d", k)
+    return AlraFit(scores, components, threshold, ratio, shift, choice)
+
+
+def alra(matrix: np.ndarray | sp.spmatrix, **options) -> tuple[np.ndarray, RankChoice | None]:
+    """ALRA's whole result for a small matrix (steps 1–5), as one dense array.
+
+    ``options`` go to :func:`fit_alra`. Returns the imputed matrix (dense float32: zero
+    where the model says zero, non-negative elsewhere) and how ``k`` was chosen (None when
+    it was given). The method (:class:`ALRA`) streams the same rows block by block instead.
+    """
+    fit = fit_alra(matrix, **options)
+    observed = sp.csr_matrix(matrix, dtype=np.float32)
+    imputed = np.vstack([fit.block(rows, observed[rows])
+                         for rows in row_blocks(*matrix.shape)])
+    return imputed, fit.choice
 
 
 @register
@@ -275,6 +327,7 @@ class ALRA(Method):
     combine_rule = "all"
     min_cells = 8
     min_genes = 8
+    transductive = True
 
     def __init__(self, k: int | None = None, quantile: float = QUANTILE,
                  max_rank: int = MAX_RANK, noise_start: int = NOISE_START,
@@ -299,15 +352,26 @@ class ALRA(Method):
         check_number("n_sd", self.n_sd, low=0, low_open=True, method=self.name)
 
     def fit(self, data: PreparedData) -> ALRA:
-        """Compute the imputed matrix; stores ``imputed_`` and the chosen rank in ``info_``."""
+        """Fit the low-rank model; stores ``fit_`` and the chosen rank in ``info_``."""
         self.check_params()
-        self.imputed_, choice = alra(data.logcounts, k=self.k, quantile=self.quantile,
-                                     max_rank=self.max_rank, noise_start=self.noise_start,
-                                     n_sd=self.n_sd, seed=data.seed)
-        self.info_ = {"k": self.k if choice is None else choice.k,
+        self.fit_ = fit_alra(data.logcounts, k=self.k, quantile=self.quantile,
+                             max_rank=self.max_rank, noise_start=self.noise_start,
+                             n_sd=self.n_sd, seed=data.seed)
+        choice = self.fit_.choice
+        self.info_ = {"k": self.fit_.k,
                       "k_fallback": False if choice is None else choice.fallback}
         return self
 
-    def reconstruct(self, data: PreparedData) -> np.ndarray:
-        """The ALRA matrix computed by :meth:`fit`."""
-        return self.imputed_
+    def reconstruct(self, data: PreparedData) -> Iterator[tuple[slice, np.ndarray]]:
+        """The ALRA result, in row blocks (dense float32)."""
+        for rows in data.row_blocks():
+            yield rows, self.fit_.block(rows, data.logcounts[rows])
+
+    def _get_state(self) -> tuple[dict[str, torch.Tensor], dict]:
+        names = ("scores", "components", "threshold", "ratio", "shift")
+        return {n: torch.from_numpy(getattr(self.fit_, n)) for n in names}, {}
+
+    def _set_state(self, tensors: dict[str, torch.Tensor], extra: dict) -> None:
+        """Restore the factors and the per-gene steps."""
+        names = ("scores", "components", "threshold", "ratio", "shift")
+        self.fit_ = AlraFit(*(tensors[n].numpy() for n in names), choice=None)

@@ -5,7 +5,8 @@ magic`` and ``scfill evaluate`` work on it like on scfill's own methods. The pee
 are optional (``pip install scfill[peers]``) and imported only when a peer is fitted; a
 missing package raises :class:`~scfill.errors.MissingDependency` with the install command. Peers use
 no dropout model and return their own output everywhere (``combine_rule="all"``), in
-scfill's common space.
+scfill's common space. They are transductive (fitted on the cells they impute) and cannot
+be saved.
 
 DCA and DeepImpute cannot be installed next to scfill (DCA pins TensorFlow < 2.5); they run
 in their own env, :mod:`scfill.external.tensorflow_peers`. ALRA needs no package: it
@@ -16,6 +17,7 @@ imported.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from types import ModuleType
 
 import numpy as np
@@ -47,6 +49,7 @@ class Peer(Method):
     distribution: str
     dropout_model = None
     combine_rule = "all"
+    transductive = True
 
     @classmethod
     def missing(cls) -> str | None:
@@ -109,9 +112,14 @@ class MAGIC(Peer):
         self.info_ = {"t": self.t, "knn": knn, "n_pca": n_pca}
         return self
 
-    def reconstruct(self, data: PreparedData) -> np.ndarray:
-        """The diffused matrix computed by :meth:`fit`."""
-        return self.imputed_
+    def reconstruct(self, data: PreparedData) -> Iterator[tuple[slice, np.ndarray]]:
+        """The diffused matrix computed by :meth:`fit`, in row blocks.
+
+        magic-impute returns the whole diffused matrix dense; it is the one dense
+        cells × genes array (the peer's own), and the blocks are views of it.
+        """
+        for rows in data.row_blocks():
+            yield rows, self.imputed_[rows]
 
 
 @register
@@ -194,13 +202,15 @@ class SCVI(Peer):
                       history.iloc[:, 0].astype(float).tolist()}
         return self
 
-    def reconstruct(self, data: PreparedData) -> np.ndarray:
-        """Posterior-mean expression × library size, in the common space (dense float32)."""
-        frequencies = np.empty((data.n_cells, data.n_genes), dtype=np.float32)
+    def reconstruct(self, data: PreparedData) -> Iterator[tuple[slice, np.ndarray]]:
+        """Posterior-mean expression × library size in the common space, ``chunk_cells``
+        rows at a time (dense float32)."""
+        modelled = library_size(data.counts)
         for start in range(0, data.n_cells, self.chunk_cells):
-            cells = np.arange(start, min(start + self.chunk_cells, data.n_cells))
-            frequencies[cells] = self.model_.get_normalized_expression(
-                indices=cells, n_samples=self.n_samples, return_mean=True,
-                library_size=1, return_numpy=True)
-        frequencies *= library_size(data.counts)[:, None].astype(np.float32)
-        return data.normalizer.transform(frequencies, data.library_size)
+            rows = slice(start, min(start + self.chunk_cells, data.n_cells))
+            frequencies = self.model_.get_normalized_expression(
+                indices=np.arange(rows.start, rows.stop), n_samples=self.n_samples,
+                return_mean=True, library_size=1, return_numpy=True)
+            expected = (np.asarray(frequencies, dtype=np.float32)
+                        * modelled[rows, None].astype(np.float32))
+            yield rows, data.normalizer.transform(expected, data.library_size[rows])

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import scipy.sparse as sp
+import torch
 
 from scfill.methods.base import Method, PreparedData, register
 from scfill.utils import check_number
@@ -27,9 +30,15 @@ class NoImputation(Method):
         """Nothing to learn."""
         return self
 
-    def reconstruct(self, data: PreparedData) -> np.ndarray:
-        """The observed values themselves."""
-        return data.logcounts.toarray()
+    def reconstruct(self, data: PreparedData) -> sp.csr_matrix:
+        """The observed values themselves (CSR)."""
+        return data.logcounts
+
+    def _get_state(self) -> tuple[dict, dict]:
+        return {}, {}
+
+    def _set_state(self, tensors: dict, extra: dict) -> None:
+        """Nothing to restore."""
 
 
 @register
@@ -40,7 +49,8 @@ class KNNImpute(Method):
     data (``n_pcs`` components, scanpy's sparse-aware PCA), exact or approximate nearest
     neighbours (scikit-learn below ``approximate_above`` cells, pynndescent above), and the
     neighbours' mean expression as the reconstruction. Observed non-zeros are kept and every
-    zero is a candidate (``combine_rule="zeros"``).
+    zero is a candidate (``combine_rule="zeros"``). Transductive: the neighbours are among
+    the fitted cells.
 
     Parameters
     ----------
@@ -57,6 +67,7 @@ class KNNImpute(Method):
     dropout_model = None
     combine_rule = "zeros"
     min_cells = 3
+    transductive = True
 
     def __init__(self, k: int = 10, n_pcs: int = 30, approximate_above: int = 50_000) -> None:
         self.k = k
@@ -100,13 +111,21 @@ class KNNImpute(Method):
         scores = svd.fit_transform(data.logcounts)
         return scores - centred_mean @ svd.components_.T
 
-    def reconstruct(self, data: PreparedData) -> np.ndarray:
-        """Mean of the neighbours' common-space expression, dense float32."""
+    def reconstruct(self, data: PreparedData) -> Iterator[tuple[slice, np.ndarray]]:
+        """Mean of the neighbours' common-space expression, in row blocks (dense float32)."""
         n, k = self.neighbors_.shape
         graph = sp.csr_matrix((np.full(n * k, 1.0 / k, dtype=np.float32),
                                self.neighbors_.ravel(), np.arange(0, n * k + 1, k)),
                               shape=(n, n))
-        return np.asarray((graph @ data.logcounts).toarray(), dtype=np.float32)
+        for rows in data.row_blocks():
+            yield rows, (graph[rows] @ data.logcounts).toarray().astype(np.float32, copy=False)
+
+    def _get_state(self) -> tuple[dict[str, torch.Tensor], dict]:
+        return {"neighbors": torch.from_numpy(self.neighbors_)}, {}
+
+    def _set_state(self, tensors: dict[str, torch.Tensor], extra: dict) -> None:
+        """Restore the neighbour indices."""
+        self.neighbors_ = tensors["neighbors"].numpy()
 
 
 def _drop_self(neighbors: np.ndarray, k: int) -> np.ndarray:

@@ -123,6 +123,7 @@ class CnnImpute(Method):
     combine_rule = "dropout"
     preclustering = "tsne_density_peaks"
     min_cells = MIN_TRAIN_CELLS
+    transductive = True
 
     def __init__(
         self,
@@ -196,10 +197,10 @@ class CnnImpute(Method):
         only), ``work_normalizer_`` and ``info_`` (genes selected, epochs, losses).
         """
         self.check_params()
-        if data.dropout_probability is None:
-            raise InputError("cnnimpute needs dropout probabilities (data.dropout_probability "
-                             "is None).", fix="run it through scfill.impute(), which computes "
-                             "them, or fill PreparedData.dropout_probability.")
+        if data.dropout is None:
+            raise InputError("cnnimpute needs dropout probabilities (data.dropout is None).",
+                             fix="prepare the data with scfill.prepare(adata, 'cnnimpute'), "
+                             "which fits the dropout model.")
         if self.per_cluster and data.labels is None:
             raise InputError("cnnimpute: per_cluster=True needs cell labels.",
                              fix="give labels_key, or leave per_cluster=False.")
@@ -237,9 +238,7 @@ class CnnImpute(Method):
 
     def _missing(self, data: PreparedData) -> sp.csr_matrix:
         """Boolean CSR: probability > T at an observed zero."""
-        missing = sp.csr_matrix(data.dropout_probability > self.threshold)
-        expressed = sp.csr_matrix(data.counts > 0)
-        return sp.csr_matrix(missing > expressed)
+        return data.dropout.above(self.threshold)
 
     def _groups(self, data: PreparedData) -> list[tuple[str, np.ndarray]]:
         if not self.per_cluster:
@@ -324,19 +323,27 @@ class CnnImpute(Method):
 
     # -- reconstruct -------------------------------------------------------------------
 
-    def reconstruct(self, data: PreparedData) -> np.ndarray:
-        """Observed values in the common space, with the predictions at missing entries."""
-        if not hasattr(self, "prediction_"):
-            raise RuntimeError("call fit() before reconstruct()")
-        if self.prediction_.shape != data.counts.shape:
-            raise InputError(
-                f"cnnimpute was fitted on {self.prediction_.shape} cells × genes but "
-                f"reconstruct got {data.counts.shape}.",
-                fix="cnnImpute is transductive: reconstruct the data it was fitted on.")
+    def reconstruct(self, data: PreparedData) -> sp.csr_matrix:
+        """The predictions at the missing entries, in the common space (CSR, nothing stored
+        elsewhere; the ``"dropout"`` rule keeps every other entry as observed)."""
         _, work_lib = self._work_space(data)
         counts = self.work_normalizer_.inverse(self.prediction_, work_lib)
-        common = data.normalizer.transform(counts, data.library_size)
-        return (data.logcounts + common).toarray().astype(np.float32)
+        return data.normalizer.transform(counts, data.library_size)
+
+    def _get_state(self) -> tuple[dict[str, torch.Tensor], dict]:
+        prediction = self.prediction_
+        tensors = {"prediction.data": torch.from_numpy(prediction.data),
+                   "prediction.indices": torch.from_numpy(prediction.indices.astype(np.int64)),
+                   "prediction.indptr": torch.from_numpy(prediction.indptr.astype(np.int64))}
+        return tensors, {"shape": list(prediction.shape),
+                         "work_normalizer": self.work_normalizer_.to_dict()}
+
+    def _set_state(self, tensors: dict[str, torch.Tensor], extra: dict) -> None:
+        """Restore the stored predictions and the work space."""
+        self.prediction_ = sp.csr_matrix(
+            (tensors["prediction.data"].numpy(), tensors["prediction.indices"].numpy(),
+             tensors["prediction.indptr"].numpy()), shape=tuple(extra["shape"]))
+        self.work_normalizer_ = LogNormalizer(**extra["work_normalizer"])
 
 
 def subset_matrices(layout: SubsetLayout, values: sp.csr_matrix, missing: sp.csr_matrix):

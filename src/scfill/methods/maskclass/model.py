@@ -9,14 +9,14 @@ model (:mod:`scfill.dropout.zinb`, ``specs/dropout.md``).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
-from scfill.errors import InputError
+from scfill.dropout import DropoutModel
 from scfill.methods.base import Method, PreparedData, register
 from scfill.methods.maskclass.module import MaskClassAutoencoder
 from scfill.methods.maskclass.plan import MaskClassPlan
@@ -27,9 +27,7 @@ from scfill.nn import (
     RowLoader,
     Trainer,
     distributed,
-    load_checkpoint,
     predict_blocks,
-    save_checkpoint,
     seed_everything,
 )
 from scfill.utils import check_choice, check_number
@@ -208,64 +206,34 @@ class MaskClass(Method):
         }
         return self
 
-    def reconstruct(self, data: PreparedData) -> np.ndarray:
-        """``invscale(ŝ)`` of every cell, in the common space (dense float32)."""
-        self._check_fitted(data)
+    def reconstruct(self, data: PreparedData) -> Iterator[tuple[slice, np.ndarray]]:
+        """``invscale(ŝ)`` of every cell in the common space, in row blocks (dense float32)."""
         module = self.module_.to(data.device).eval()
-        log2 = _log2_expression(data)
-        rows = scaled_rows(log2, None, self.scaler_, data.device, cache_bytes=0)
+        to_log2 = float(np.log(data.normalizer.base) / np.log(2.0))
         to_common = float(np.log(2.0) / np.log(data.normalizer.base))
-        out = np.empty(data.counts.shape, dtype=np.float32)
-        for block, values in predict_blocks(
-                lambda batch: self.scaler_.inverse(module(batch["s"])) * to_common, rows,
-                block_rows=ROW_BLOCK):
-            out[block] = values
-        return out
+        rows = RowDataset({"x": data.logcounts}, device=data.device, cache_bytes=0)
 
-    def save(self, directory: str | Path, *, overwrite: bool = False) -> Path:
-        """Write the weights, the scaler and a JSON config (parameters, genes, history)."""
-        if not hasattr(self, "module_"):
-            raise InputError("this MaskClass model has not been fitted.",
-                             fix="call fit(data) before save().")
+        def predict(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+            s = self.scaler_.transform(batch["x"] * to_log2)
+            return self.scaler_.inverse(module(s)) * to_common
+
+        yield from predict_blocks(predict, rows, block_rows=ROW_BLOCK)
+
+    def _get_state(self) -> tuple[dict[str, torch.Tensor], dict]:
         state = {f"module.{k}": v for k, v in self.module_.state_dict().items()}
         state |= {f"scaler.{k}": v for k, v in self.scaler_.state().items()}
-        config = {"method": self.name, "params": self.get_params(),
-                  "n_genes": len(self.var_names_), "history": self.history_,
-                  "info": self.info_}
-        return save_checkpoint(directory, state=state, config=config,
-                               var_names=self.var_names_, overwrite=overwrite)
+        return state, {"n_genes": len(self.fitted_.var_names), "history": self.history_}
 
-    @classmethod
-    def load(cls, directory: str | Path, var_names: list[str] | np.ndarray | None = None
-             ) -> MaskClass:
-        """A fitted model from :meth:`save`; ``var_names`` (if given) must match its genes."""
-        state, config = load_checkpoint(directory, var_names=var_names)
-        if config.get("method") != cls.name:
-            raise InputError(f"{directory} holds a {config.get('method')!r} model, not "
-                             f"{cls.name!r}.", fix="load it with its own method class.")
-        model = cls(**config["params"])
-        model.module_ = MaskClassAutoencoder(config["n_genes"],
-                                             (model.hidden_dim, model.latent_dim))
-        model.module_.load_state_dict({k.removeprefix("module."): v for k, v in state.items()
-                                       if k.startswith("module.")})
-        model.module_.eval()
-        model.scaler_ = GeneScaler.from_state({k.removeprefix("scaler."): v
-                                               for k, v in state.items()
-                                               if k.startswith("scaler.")})
-        model.var_names_ = list(config["var_names"])
-        model.history_ = config["history"]
-        model.info_ = config["info"]
-        return model
-
-    def _check_fitted(self, data: PreparedData) -> None:
-        if not hasattr(self, "module_"):
-            raise InputError("this MaskClass model has not been fitted.",
-                             fix="call fit(data) first, or MaskClass.load(directory).")
-        if [str(g) for g in data.var_names] != self.var_names_:
-            raise InputError(
-                f"the model was trained on {len(self.var_names_)} genes but the data has "
-                f"{data.n_genes} (or they differ in name or order).",
-                fix="subset and order the data's genes as the model's (model.var_names_).")
+    def _set_state(self, tensors: dict[str, torch.Tensor], extra: dict) -> None:
+        """Rebuild the network and the scaler from saved weights."""
+        self.module_ = MaskClassAutoencoder(extra["n_genes"], (self.hidden_dim, self.latent_dim))
+        self.module_.load_state_dict({k.removeprefix("module."): v for k, v in tensors.items()
+                                      if k.startswith("module.")})
+        self.module_.eval()
+        self.scaler_ = GeneScaler.from_state({k.removeprefix("scaler."): v
+                                              for k, v in tensors.items()
+                                              if k.startswith("scaler.")})
+        self.history_ = extra["history"]
 
 
 def _log2_expression(data: PreparedData) -> sp.csr_matrix:
@@ -280,16 +248,16 @@ def _log2_expression(data: PreparedData) -> sp.csr_matrix:
     return log2
 
 
-def _dropout(data: PreparedData) -> sp.csr_matrix:
-    """Dropout probabilities of the ZINB model (``1 − p_bio``), computed if not given."""
-    if data.dropout_probability is not None:
-        return data.dropout_probability
+def _dropout(data: PreparedData) -> DropoutModel:
+    """The ZINB dropout model (``1 − p_bio`` at zeros), fitted here if not given."""
+    if data.dropout is not None:
+        return data.dropout
     from scfill.dropout import estimate
 
-    return estimate("zinb", data.counts, data.library_size).probability
+    return estimate("zinb", data.counts, data.library_size)
 
 
-def scaled_rows(log2: sp.csr_matrix, dropout: sp.csr_matrix | None, scaler: GeneScaler,
+def scaled_rows(log2: sp.csr_matrix, dropout: DropoutModel | None, scaler: GeneScaler,
                 device: torch.device, *, cache_bytes: int) -> RowDataset:
     """Rows of ``s`` (scaled), ``is_zero`` and, with ``dropout``, ``p_bio`` as a dataset.
 
@@ -298,8 +266,8 @@ def scaled_rows(log2: sp.csr_matrix, dropout: sp.csr_matrix | None, scaler: Gene
     log2
         log2 median-scaled expression (CSR).
     dropout
-        Dropout probabilities at zeros (CSR, ``1 − p_bio``), or None when p_bio is not
-        needed.
+        The dropout model (``1 − p_bio`` at zeros; rows computed per batch), or None when
+        p_bio is not needed.
     cache_bytes
         Keep every row's tensors on the device when they fit (see :class:`RowDataset`).
     """
