@@ -73,5 +73,7 @@ def test_bad_blocks_are_refused():
         list(reconstruction_blocks(blocks((0, 5)), observed.shape))
     with pytest.raises(ValueError, match="columns"):
         list(reconstruction_blocks(iter([(slice(0, 10), recon[:, :3])]), observed.shape))
+    with pytest.raises(TypeError, match="returned a dense array"):
+        list(reconstruction_blocks(recon, observed.shape))
     with pytest.raises(ValueError, match="needs a dropout model"):
         list(combine(observed, blocks((0, 10)), rule="dropout"))

@@ -30,6 +30,8 @@ FAST = {
     "alra": {},
     "magic": {"n_pca": 10},
     "scvi": {"epochs": 1, "n_samples": 2},
+    "dca": {"epochs": 1},
+    "deepimpute": {"max_epochs": 1},
 }
 #: Methods whose result depends on the seed.
 STOCHASTIC = {"maskclass", "cnnimpute", "scvi"}

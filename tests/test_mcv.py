@@ -153,9 +153,10 @@ def lowrank():
         def fit(self, data: PreparedData) -> LowRank:
             return self
 
-        def reconstruct(self, data: PreparedData) -> np.ndarray:
+        def reconstruct(self, data: PreparedData):
             u, s, vt = np.linalg.svd(data.logcounts.toarray(), full_matrices=False)
-            return np.maximum((u[:, :3] * s[:3]) @ vt[:3], 0).astype(np.float32)
+            yield slice(0, data.n_cells), np.maximum((u[:, :3] * s[:3]) @ vt[:3],
+                                                     0).astype(np.float32)
 
     yield LowRank
     _REGISTRY.pop("lowrank-test")

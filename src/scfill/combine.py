@@ -88,10 +88,14 @@ def reconstruction_blocks(reconstruction, shape: tuple[int, int]
                           ) -> Iterator[tuple[slice, np.ndarray]]:
     """A method's reconstruction (row blocks, or a CSR prediction) as checked row blocks.
 
-    Raises ``ValueError`` when the blocks skip, repeat or reorder rows, have the wrong
-    shape, or stop before the last row (a bug in the method).
+    Raises ``TypeError`` for a dense array (not a row block stream), ``ValueError`` when the
+    blocks skip, repeat or reorder rows, have the wrong shape, or stop before the last row
+    (a bug in the method).
     """
     n_rows, n_cols = shape
+    if isinstance(reconstruction, np.ndarray):
+        raise TypeError("reconstruct() returned a dense array; it must yield (rows, block) "
+                        "pairs over data.row_blocks() or return a CSR prediction")
     if sp.issparse(reconstruction):
         if reconstruction.shape != shape:
             raise ValueError(f"prediction shape {reconstruction.shape} != data {shape}")

@@ -56,6 +56,15 @@ class Peer(Method):
         """The install hint when the peer's package is absent, else None."""
         return missing_package(cls.module, cls.distribution, extra=PEERS_EXTRA)
 
+    def reconstruct(self, data: PreparedData) -> Iterator[tuple[slice, np.ndarray]]:
+        """The result :meth:`fit` stored in ``imputed_``, in row blocks (views of it).
+
+        MAGIC and the TensorFlow peers return their whole result dense: it is the one
+        dense cells × genes array (the peer's own).
+        """
+        for rows in data.row_blocks():
+            yield rows, self.imputed_[rows]
+
     def _package(self) -> ModuleType:
         return import_optional(self.module, self.distribution, needed_by=f"method {self.name!r}",
                                extra=PEERS_EXTRA)
@@ -112,14 +121,6 @@ class MAGIC(Peer):
         self.info_ = {"t": self.t, "knn": knn, "n_pca": n_pca}
         return self
 
-    def reconstruct(self, data: PreparedData) -> Iterator[tuple[slice, np.ndarray]]:
-        """The diffused matrix computed by :meth:`fit`, in row blocks.
-
-        magic-impute returns the whole diffused matrix dense; it is the one dense
-        cells × genes array (the peer's own), and the blocks are views of it.
-        """
-        for rows in data.row_blocks():
-            yield rows, self.imputed_[rows]
 
 
 @register

@@ -74,10 +74,6 @@ class TFPeer(Peer):
         self.info_ = info
         return self
 
-    def reconstruct(self, data: PreparedData) -> np.ndarray:
-        """The denoised matrix computed by :meth:`fit` (common space, dense float32)."""
-        return self.imputed_
-
 
 def _default_threads() -> int | None:
     value = os.environ.get("OMP_NUM_THREADS", "")
