@@ -164,10 +164,10 @@ class MaskClass(Method):
         self.check_params()
         seed_everything(data.seed)
         device = data.device
-        log2 = _log2_expression(data)
-        self.scaler_ = GeneScaler.fit(log2)
+        to_log2 = log2_factor(data)
+        self.scaler_ = GeneScaler.fit(data.logcounts, scale=to_log2)
         self.var_names_ = [str(g) for g in data.var_names]
-        rows = scaled_rows(log2, _dropout(data), self.scaler_, device,
+        rows = scaled_rows(data.logcounts, to_log2, _dropout(data), self.scaler_, device,
                            cache_bytes=CACHE_ENTRIES * _CACHE_BYTES_PER_ENTRY)
         c_max = torch.as_tensor(data.counts.max(axis=0).toarray().ravel(), dtype=torch.float32,
                                 device=device)
@@ -209,15 +209,12 @@ class MaskClass(Method):
     def reconstruct(self, data: PreparedData) -> Iterator[tuple[slice, np.ndarray]]:
         """``invscale(ŝ)`` of every cell in the common space, in row blocks (dense float32)."""
         module = self.module_.to(data.device).eval()
-        to_log2 = float(np.log(data.normalizer.base) / np.log(2.0))
         to_common = float(np.log(2.0) / np.log(data.normalizer.base))
-        rows = RowDataset({"x": data.logcounts}, device=data.device, cache_bytes=0)
-
-        def predict(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-            s = self.scaler_.transform(batch["x"] * to_log2)
-            return self.scaler_.inverse(module(s)) * to_common
-
-        yield from predict_blocks(predict, rows, block_rows=ROW_BLOCK)
+        rows = scaled_rows(data.logcounts, log2_factor(data), None, self.scaler_, data.device,
+                           cache_bytes=0)
+        yield from predict_blocks(
+            lambda batch: self.scaler_.inverse(module(batch["s"])) * to_common, rows,
+            block_rows=ROW_BLOCK)
 
     def _get_state(self) -> tuple[dict[str, torch.Tensor], dict]:
         state = {f"module.{k}": v for k, v in self.module_.state_dict().items()}
@@ -236,16 +233,14 @@ class MaskClass(Method):
         self.history_ = extra["history"]
 
 
-def _log2_expression(data: PreparedData) -> sp.csr_matrix:
-    """The paper's ``X = log2(1 + count·median/library)`` from the common space.
+def log2_factor(data: PreparedData) -> float:
+    """The paper's ``X = log2(1 + count·median/library)`` is the common space times this.
 
-    The common space is ``log_base`` of the same median-scaled counts, so this is a
-    constant factor ``ln(base)/ln 2``.
+    The common space is ``log_base`` of the same median-scaled counts, so the factor is
+    ``ln(base)/ln 2``; batches are scaled by it as they are densified (no log2 copy of the
+    matrix).
     """
-    factor = np.float32(np.log(data.normalizer.base) / np.log(2.0))
-    log2 = sp.csr_matrix(data.logcounts, dtype=np.float32, copy=True)
-    log2.data *= factor
-    return log2
+    return float(np.float32(np.log(data.normalizer.base) / np.log(2.0)))
 
 
 def _dropout(data: PreparedData) -> DropoutModel:
@@ -257,28 +252,30 @@ def _dropout(data: PreparedData) -> DropoutModel:
     return estimate("zinb", data.counts, data.library_size)
 
 
-def scaled_rows(log2: sp.csr_matrix, dropout: DropoutModel | None, scaler: GeneScaler,
-                device: torch.device, *, cache_bytes: int) -> RowDataset:
+def scaled_rows(logcounts: sp.csr_matrix, to_log2: float, dropout: DropoutModel | None,
+                scaler: GeneScaler, device: torch.device, *, cache_bytes: int) -> RowDataset:
     """Rows of ``s`` (scaled), ``is_zero`` and, with ``dropout``, ``p_bio`` as a dataset.
 
     Parameters
     ----------
-    log2
-        log2 median-scaled expression (CSR).
+    logcounts, to_log2
+        Common-space expression (CSR) and the factor to the network's log2 space
+        (:func:`log2_factor`).
     dropout
         The dropout model (``1 − p_bio`` at zeros; rows computed per batch), or None when
         p_bio is not needed.
     cache_bytes
         Keep every row's tensors on the device when they fit (see :class:`RowDataset`).
     """
-    fields = {"log2": log2} if dropout is None else {"log2": log2, "dropout": dropout}
-    return RowDataset(fields, transform=partial(_scale_batch, scaler=scaler), device=device,
+    fields = {"x": logcounts} if dropout is None else {"x": logcounts, "dropout": dropout}
+    return RowDataset(fields, transform=partial(_scale_batch, scaler=scaler, to_log2=to_log2),
+                      device=device,
                       cache_bytes=cache_bytes)
 
 
-def _scale_batch(batch: dict[str, torch.Tensor], *, scaler: GeneScaler
+def _scale_batch(batch: dict[str, torch.Tensor], *, scaler: GeneScaler, to_log2: float
                  ) -> dict[str, torch.Tensor]:
-    x = batch["log2"]
+    x = batch["x"] * to_log2
     is_zero = (x == 0).to(x.dtype)
     out = {"s": scaler.transform(x), "is_zero": is_zero}
     if "dropout" in batch:

@@ -29,8 +29,9 @@ HIGH_PERCENTILE = 99.5
 #: Floor of σ and of the z range (paper §2.4: ε = 1e-8).
 EPSILON = 1e-8
 #: Dense entries per gene block while fitting (a 64 MB float64 block). Measured at 100k
-#: cells × 1,100 genes (30 % non-zero): 460 MB peak above the input, of which 264 MB is the
-#: CSC copy of the input and the rest the block and numpy's temporaries.
+#: cells × 1,100 genes (30 % non-zero): 460 MB peak above the input, of which 264 MB was a
+#: CSC copy of the input (CSR columns are now sliced in place instead) and the rest the
+#: block and numpy's temporaries.
 BLOCK_ENTRIES = 2**23
 
 Array = TypeVar("Array", np.ndarray, torch.Tensor)
@@ -60,17 +61,18 @@ class GeneScaler:
     _on_device: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def fit(cls, x: sp.spmatrix | np.ndarray, *, block_entries: int = BLOCK_ENTRIES
-            ) -> GeneScaler:
-        """Fit on ``x`` (cells × genes, sparse or dense), a block of genes at a time.
+    def fit(cls, x: sp.spmatrix | np.ndarray, *, scale: float = 1.0,
+            block_entries: int = BLOCK_ENTRIES) -> GeneScaler:
+        """Fit on ``scale · x`` (cells × genes, sparse or dense), a block of genes at a time.
 
         Only one dense block of ``≈ block_entries`` values exists at once, so a large sparse
-        matrix is never densified whole.
+        matrix is never densified whole; a CSR input is sliced by columns in place (no CSC
+        copy). ``scale`` multiplies each block in float32, as ``x.data *= scale`` would.
         """
-        columns = sp.csc_matrix(x) if sp.issparse(x) else np.asarray(x)
+        columns = sp.csr_matrix(x) if sp.issparse(x) else np.asarray(x)
         n_cells, n_genes = columns.shape
         width = max(1, block_entries // max(n_cells, 1))
-        parts = [_fit_block(columns[:, start:start + width])
+        parts = [_fit_block(columns[:, start:start + width], np.float32(scale))
                  for start in range(0, n_genes, width)]
         stacked = {name: np.concatenate([p[name] for p in parts]).astype(np.float32)
                    for name in PARAMETERS}
@@ -121,9 +123,11 @@ class GeneScaler:
         return self._on_device[key]
 
 
-def _fit_block(block: sp.spmatrix | np.ndarray) -> dict[str, np.ndarray]:
+def _fit_block(block: sp.spmatrix | np.ndarray, scale: np.float32) -> dict[str, np.ndarray]:
     """Scaling parameters of one block of gene columns (float64 arithmetic)."""
     dense = block.toarray() if sp.issparse(block) else block
+    if scale != 1:
+        dense = dense * scale
     dense = np.asarray(dense, dtype=np.float64)
     low, high = np.percentile(dense, [LOW_PERCENTILE, HIGH_PERCENTILE], axis=0)
     winsorised = np.clip(dense, low, high)
