@@ -132,7 +132,7 @@ def prepare(
     if labels_key is not None:
         validate_labels(adata, labels_key, source=source)
 
-    counts_all = sp.csr_matrix(raw, dtype=np.float32)
+    counts_all = _canonical(sp.csr_matrix(raw, dtype=np.float32))
     lib_all = library_size(counts_all)
     cells, genes = nonempty(counts_all)
     fitted = isinstance(model, Method) and model.is_fitted
@@ -150,7 +150,8 @@ def prepare(
                     "unchanged)", int((~cells).sum()), int((~genes).sum()) if not fitted else 0)
     cell_idx = np.flatnonzero(cells)
     safe_lib = np.where(cells, lib_all, 1.0)  # all-zero cells stay zero in every space
-    observed_all = normalizer.transform(counts_all, safe_lib)
+    # the common space shares the counts' index arrays (canonical, so never changed in place)
+    observed_all = normalizer.transform(counts_all, safe_lib, share_structure=True)
     if n_top_genes is None and not fitted and model is not None:
         n_top_genes = model.default_n_top_genes
     if n_top_genes is not None:
@@ -182,6 +183,17 @@ def prepare(
             data.dropout = estimate(model.dropout_model, data.counts, data.library_size,
                                     labels=data.labels, **options)
     return data
+
+
+def _canonical(counts: sp.csr_matrix) -> sp.csr_matrix:
+    """``counts`` in canonical form (sorted indices, no duplicates, no stored zeros); a copy
+    only when the input is not already so (the input is never changed)."""
+    if counts.has_canonical_format and counts.data.all():
+        return counts
+    counts = counts.copy()
+    counts.sum_duplicates()
+    counts.eliminate_zeros()
+    return counts
 
 
 def _as_method(method: str | Method | type[Method] | None) -> Method | type[Method] | None:

@@ -10,14 +10,26 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from scfill.rows import row_blocks
+
 #: The output space every method returns ``imputed`` in (DESIGN.md).
 COMMON_SPACE = "ln(1 + count * median_library_size / library_size)"
 
 
 def nonempty(counts: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
-    """Boolean masks of cells and genes with at least one positive count."""
-    positive = sp.csr_matrix(counts) > 0
-    return positive.getnnz(axis=1) > 0, positive.getnnz(axis=0) > 0
+    """Boolean masks of cells and genes with at least one positive count (read in row
+    blocks: no copy of the matrix)."""
+    counts = sp.csr_matrix(counts)
+    n_cells, n_genes = counts.shape
+    cells, genes = np.zeros(n_cells, dtype=bool), np.zeros(n_genes, dtype=bool)
+    for rows in row_blocks(n_cells, n_genes):
+        lo, hi = counts.indptr[rows.start], counts.indptr[rows.stop]
+        positive = counts.data[lo:hi] > 0
+        owner = np.repeat(np.arange(rows.start, rows.stop),
+                          np.diff(counts.indptr[rows.start:rows.stop + 1]))
+        cells[owner[positive]] = True
+        genes[counts.indices[lo:hi][positive]] = True
+    return cells, genes
 
 
 def library_size(counts: sp.csr_matrix) -> np.ndarray:
@@ -52,18 +64,31 @@ class LogNormalizer:
     def _scale(self, library_sizes: np.ndarray) -> np.ndarray:
         return self.target / np.asarray(library_sizes, dtype=np.float64)
 
-    def transform(self, counts, library_sizes: np.ndarray):
+    def transform(self, counts, library_sizes: np.ndarray, *, share_structure: bool = False):
         """Counts (CSR or dense, cells × genes) to this space; sparse stays sparse.
 
         With ``pseudocount != 1`` zeros map to ``log(pseudocount)`` and the result is dense.
+        A CSR result is computed in row blocks; with ``share_structure`` it shares the
+        ``indices`` and ``indptr`` arrays of ``counts`` (only the values are new), which is
+        safe when ``counts`` is in canonical form (sorted, no duplicates, no stored zeros):
+        then no scipy operation changes those arrays in place.
         """
         scale = self._scale(library_sizes)
         log_base = np.log(self.base)
         if sp.issparse(counts) and self.pseudocount == 1.0:
-            out = sp.csr_matrix(counts, dtype=np.float32, copy=True)
-            out.data *= np.repeat(scale, np.diff(out.indptr)).astype(np.float32)
-            np.log1p(out.data, out=out.data)
-            out.data /= log_base
+            counts = sp.csr_matrix(counts)
+            if share_structure:
+                out = sp.csr_matrix((counts.data.astype(np.float32), counts.indices,
+                                     counts.indptr), shape=counts.shape, copy=False)
+            else:
+                out = sp.csr_matrix(counts, dtype=np.float32, copy=True)
+            for rows in row_blocks(*out.shape):
+                part = slice(out.indptr[rows.start], out.indptr[rows.stop])
+                values = out.data[part]
+                values *= np.repeat(scale[rows], np.diff(out.indptr[rows.start:rows.stop + 1])
+                                    ).astype(np.float32)
+                np.log1p(values, out=values)
+                values /= log_base
             return out
         dense = counts.toarray() if sp.issparse(counts) else np.asarray(counts, dtype=np.float64)
         return (np.log(dense * scale[:, None] + self.pseudocount) / log_base).astype(np.float32)

@@ -30,6 +30,7 @@ from scfill.nn import (
     predict_blocks,
     seed_everything,
 )
+from scfill.rows import column_max
 from scfill.utils import check_choice, check_number
 
 #: Biozero weight γ of each variant (paper §2.5: MaskClass_best γ = 0, _balanced γ = 1).
@@ -169,8 +170,7 @@ class MaskClass(Method):
         self.var_names_ = [str(g) for g in data.var_names]
         rows = scaled_rows(data.logcounts, to_log2, _dropout(data), self.scaler_, device,
                            cache_bytes=CACHE_ENTRIES * _CACHE_BYTES_PER_ENTRY)
-        c_max = torch.as_tensor(data.counts.max(axis=0).toarray().ravel(), dtype=torch.float32,
-                                device=device)
+        c_max = torch.as_tensor(column_max(data.counts), dtype=torch.float32, device=device)
         s_zero = torch.as_tensor(self.scaler_.zero_point(), device=device)
         self.module_ = MaskClassAutoencoder(data.n_genes, (self.hidden_dim, self.latent_dim))
         self.module_.to(device)
