@@ -224,3 +224,40 @@ def test_cli_saves_and_reuses_a_model(counts_adata, tmp_path):
                  str(tmp_path / "m"), "--method", "knn"]) == 2
     assert main(["impute", str(source), "-o", str(tmp_path / "c.h5ad"), "--method", "knn",
                  "--save-model", str(tmp_path / "m")]) == 2  # not empty
+
+
+def test_row_block_helpers_match_scipy(monkeypatch):
+    import scfill.rows
+    from scfill.preprocess import nonempty
+    from scfill.rows import column_max
+
+    monkeypatch.setattr(scfill.rows, "BLOCK_ELEMENTS", 8 * 7)  # 7-row blocks
+    rng = np.random.default_rng(0)
+    dense = np.where(rng.random((50, 8)) < 0.6, 0, rng.poisson(3, (50, 8))).astype(np.float32)
+    dense[4] = 0
+    dense[:, 2] = 0
+    counts = sp.csr_matrix(dense)
+    np.testing.assert_array_equal(column_max(counts), dense.max(axis=0))
+    cells, genes = nonempty(counts)
+    np.testing.assert_array_equal(cells, dense.any(axis=1))
+    np.testing.assert_array_equal(genes, dense.any(axis=0))
+    lib = library_size(counts)
+    norm = LogNormalizer.median(lib[cells])
+    safe = np.where(cells, lib, 1.0)
+    shared = norm.transform(counts, safe, share_structure=True)
+    copied = norm.transform(counts, safe)
+    assert np.shares_memory(shared.indices, counts.indices)
+    assert not np.shares_memory(copied.indices, counts.indices)
+    np.testing.assert_array_equal(shared.toarray(), copied.toarray())
+    expected = np.log1p(dense * norm.target / safe[:, None])
+    np.testing.assert_allclose(copied.toarray(), expected, rtol=1e-5)
+
+
+def test_prepare_never_changes_the_input(counts_adata):
+    counts = counts_adata.X.astype(np.float32)
+    counts.data[:5] = 0  # stored zeros: prepare works on a canonical copy
+    counts_adata.X = counts
+    before = counts_adata.X.copy()
+    data = scfill.prepare(counts_adata)
+    assert counts_adata.X.nnz == before.nnz and (counts_adata.X != before).nnz == 0
+    assert data.counts.nnz == before.nnz - 5
