@@ -32,9 +32,11 @@ FAST = {
     "scvi": {"epochs": 1, "n_samples": 2},
     "dca": {"epochs": 1},
     "deepimpute": {"max_epochs": 1, "sub_outputdim": 10},
+    "scgacl": {"pretrain_epochs": 1, "vade_epochs": 1, "joint_epochs": 1, "batch_size": 32,
+               "hidden_dims": (32, 32, 64)},
 }
 #: Methods whose result depends on the seed.
-STOCHASTIC = {"maskclass", "cnnimpute", "scvi"}
+STOCHASTIC = {"maskclass", "cnnimpute", "scvi", "scgacl"}
 #: Methods that do not give the same output twice for one seed, and why.
 NOT_REPRODUCIBLE = {"deepimpute": "TensorFlow's CPU kernels are not bit-reproducible (two "
                                   "runs with one seed differ)"}

@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -29,9 +28,7 @@ from scfill.nn import (
     RowDataset,
     RowLoader,
     Trainer,
-    load_checkpoint,
     predict_blocks,
-    save_checkpoint,
     seed_everything,
 )
 from scfill.utils import check_choice, check_number
@@ -341,52 +338,22 @@ class ScGACL(Method):
         return {"gmm_converged": bool(gmm.converged_), "gmm_iterations": int(gmm.n_iter_)}
 
     # ------------------------------------------------------------------ prediction
-    def reconstruct(self, data: PreparedData) -> np.ndarray:
-        """``decode(μ(x))`` of every cell, common space, dense float32."""
-        self._check_fitted(data)
-        out = np.empty(data.counts.shape, dtype=np.float32)
-        for rows, block in self.reconstruct_blocks(data):
-            out[rows] = block
-        return out
-
-    def reconstruct_blocks(self, data: PreparedData) -> Iterator[tuple[slice, np.ndarray]]:
-        """``(rows, block)`` of the reconstruction, in row order."""
-        self._check_fitted(data)
+    def reconstruct(self, data: PreparedData) -> Iterator[tuple[slice, np.ndarray]]:
+        """``decode(μ(x))`` of every cell in the common space, in row blocks (float32)."""
         vade = self.vade_.to(data.device).eval()
         rows = RowDataset({"x": data.logcounts}, device=data.device, cache_bytes=0)
         yield from predict_blocks(lambda batch: vade.reconstruct(batch["x"]), rows)
 
     # ------------------------------------------------------------------ saving
-    def save(self, directory: str | Path, *, overwrite: bool = False) -> Path:
-        """Write the weights and a JSON config (parameters, genes, groups, history)."""
-        tensors, extra = self._get_state()
-        return save_checkpoint(directory, state=tensors, config=extra,
-                               var_names=self.var_names_, overwrite=overwrite)
-
-    @classmethod
-    def load(cls, directory: str | Path, var_names=None) -> ScGACL:
-        """A fitted model from :meth:`save`; ``var_names`` (if given) must match its genes."""
-        state, config = load_checkpoint(directory, var_names=var_names)
-        if config.get("method") != cls.name:
-            raise InputError(f"{directory} holds a {config.get('method')!r} model, not "
-                             f"{cls.name!r}.", fix="load it with its own method class.")
-        model = cls(**config["params"])
-        model._set_state(state, config)
-        return model
-
     def _get_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        if not hasattr(self, "vade_"):
-            raise InputError("this scGACL model has not been fitted.",
-                             fix="call fit(data) before save().")
         tensors = {f"vade.{k}": v for k, v in self.vade_.state_dict().items()}
         if self.discriminator_ is not None:
             tensors |= {f"discriminator.{k}": v
                         for k, v in self.discriminator_.state_dict().items()}
         prior = self.vade_.prior
-        extra = {"method": self.name, "params": self.get_params(),
-                 "n_genes": len(self.var_names_),
+        extra = {"n_genes": len(self.fitted_.var_names),
                  "n_components": None if prior is None else prior.n_components,
-                 "var_names": self.var_names_, "history": self.history_, "info": self.info_}
+                 "history": self.history_}
         return tensors, extra
 
     def _vade(self, n_genes: int, n_components: int | None) -> VaDE:
@@ -402,19 +369,7 @@ class ScGACL(Method):
             self.discriminator_ = Discriminator(extra["n_genes"], self.hidden_dims)
             self.discriminator_.load_state_dict(disc)
             self.discriminator_.eval()
-        self.var_names_ = list(extra["var_names"])
         self.history_ = extra["history"]
-        self.info_ = extra["info"]
-
-    def _check_fitted(self, data: PreparedData) -> None:
-        if not hasattr(self, "vade_"):
-            raise InputError("this scGACL model has not been fitted.",
-                             fix="call fit(data) first, or ScGACL.load(directory).")
-        if [str(g) for g in data.var_names] != self.var_names_:
-            raise InputError(
-                f"the model was trained on {len(self.var_names_)} genes but the data has "
-                f"{data.n_genes} (or they differ in name or order).",
-                fix="subset and order the data's genes as the model's (model.var_names_).")
 
 
 def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
