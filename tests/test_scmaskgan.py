@@ -131,3 +131,11 @@ def test_pipeline_keeps_nonzeros_and_fills_zeros(no_optuna):
     info = adata.uns["scfill"]
     assert info["method"] == "scmaskgan"
     assert "pre-clustering" in str(info["labels"])  # no labels given: pre-clusters
+
+
+def test_training_checkpoints_through_the_engine(tmp_path, no_optuna):
+    model = ScMaskGan(checkpoint_dir=str(tmp_path / "ckpt"), checkpoint_every=1, **TINY)
+    model.fit(_prepared())
+    assert (tmp_path / "ckpt" / "last.pt").is_file()
+    assert set(model.history_) == {"loss_d", "loss_g", "adversarial", "reconstruction"}
+    assert len(model.history_["reconstruction"]) == model.info_["epochs_run"] == 2

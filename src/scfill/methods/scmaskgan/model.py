@@ -30,8 +30,15 @@ from scfill.methods.scmaskgan.tuning import (
     ranked_means,
     tune_k,
 )
-from scfill.nn import EarlyStopping, fit_epochs, seed_everything
-from scfill.nn.data import batch_indices, dense_rows
+from scfill.nn import (
+    EarlyStopping,
+    Phase,
+    RowDataset,
+    RowLoader,
+    Trainer,
+    dense_rows,
+    seed_everything,
+)
 from scfill.utils import check_choice, check_number, missing_package
 
 #: Training schedules. ``paper``: the paper gives Adam and "lr 0.001 or 0.0001" but no
@@ -55,6 +62,8 @@ K_SIGMA = 1.0
 #: Early stop when the reconstruction loss has not improved by this much in this many
 #: epochs (Algorithm 3 step 23: "loss plateau").
 PATIENCE, MIN_DELTA = 10, 1e-4
+#: Epochs between training checkpoints when ``checkpoint_dir`` is given.
+CHECKPOINT_EVERY = 10
 #: Rows per block when filling.
 ROW_BLOCK = 1024
 _STREAM_HOLDOUT, _STREAM_ORDER = 21, 22
@@ -111,6 +120,11 @@ class ScMaskGan(Method):
         θ = μ + k_σ·σ (default 1).
     patience
         Epochs without improvement of the reconstruction loss before stopping.
+    checkpoint_dir, checkpoint_every
+        Training checkpoints (the engine's ``last.pt``) every ``checkpoint_every`` epochs and
+        at the end, in ``checkpoint_dir`` (None: none).
+    resume_from
+        A training checkpoint of the same run to continue from.
 
     Attributes
     ----------
@@ -149,6 +163,9 @@ class ScMaskGan(Method):
         tune_k: bool | None = None,
         k_sigma: float = K_SIGMA,
         patience: int = PATIENCE,
+        checkpoint_dir: str | None = None,
+        checkpoint_every: int = CHECKPOINT_EVERY,
+        resume_from: str | None = None,
     ) -> None:
         self.profile = profile
         self.epochs = epochs
@@ -163,6 +180,9 @@ class ScMaskGan(Method):
         self.tune_k = tune_k
         self.k_sigma = k_sigma
         self.patience = patience
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_every = checkpoint_every
+        self.resume_from = resume_from
         self.info_ = {}
 
     def check_params(self) -> None:
@@ -174,7 +194,7 @@ class ScMaskGan(Method):
                 check_number(key, getattr(self, key), integer=True, low=1, method=name)
         if self.lr is not None:
             check_number("lr", self.lr, low=0, low_open=True, method=name)
-        for key in ("channels", "n_candidates", "k", "patience"):
+        for key in ("channels", "n_candidates", "k", "patience", "checkpoint_every"):
             check_number(key, getattr(self, key), integer=True, low=1, method=name)
         check_number("reconstruction_weight", self.reconstruction_weight, low=0, method=name)
         check_number("outlier_threshold", self.outlier_threshold, low=0, high=1,
@@ -231,7 +251,8 @@ class ScMaskGan(Method):
         self.var_names_ = [str(g) for g in data.var_names]
         self.info_ = {
             "profile": self.profile, **schedule,
-            "epochs_run": len(history.train_loss), "stopped_early": history.stopped_early,
+            "epochs_run": history.epochs, "stopped_early": history.stopped_early,
+            "best_epoch": history.best_epoch,
             "image_side": layout.side, "latent_dim": latent, "n_classes": n_classes,
             "generator_parameters": _n_parameters(self.generator_),
             "discriminator_parameters": _n_parameters(self.discriminator_),
@@ -254,34 +275,18 @@ class ScMaskGan(Method):
 
     def _train(self, plan: ScMaskGanPlan, scaled: sp.csr_matrix, labels: np.ndarray,
                data: PreparedData, schedule: dict):
-        device = data.device
-        for module in plan.modules().values():
-            module.to(device)
-        optimizers = plan.configure_optimizers()
-        ctx = _StepContext(optimizers)
-        codes = torch.as_tensor(labels, device=device)
-        order_rng = data.rng(_STREAM_ORDER)
-        self.history_: dict[str, list[float]] = {}
-        generator = self.generator_
-
-        def train_epoch(epoch: int) -> float:
-            plan.discriminator.train()
-            sums: dict[str, torch.Tensor] = {}
-            n_batches = 0
-            for rows in batch_indices(data.n_cells, int(schedule["batch_size"]), rng=order_rng):
-                if len(rows) < 2:  # batch normalisation needs two cells
-                    continue
-                batch = {"x": dense_rows(scaled, rows, device), "label": codes[rows]}
-                for key, value in plan.training_step(batch, ctx).items():
-                    sums[key] = sums.get(key, 0) + value
-                n_batches += 1
-            for key, value in sums.items():
-                self.history_.setdefault(key, []).append(float(value) / n_batches)
-            return self.history_["reconstruction"][-1]
-
-        return fit_epochs(generator, epochs=int(schedule["epochs"]), train_epoch=train_epoch,
-                          early_stopping=EarlyStopping(self.patience, MIN_DELTA),
-                          description=self.name)
+        rows = RowDataset({"x": scaled, "label": labels}, device=data.device)
+        loader = RowLoader(rows, int(schedule["batch_size"]), shuffle=True,
+                           rng=data.rng(_STREAM_ORDER), min_batch=2)  # BN needs 2 cells
+        every = self.checkpoint_every if self.checkpoint_dir is not None else None
+        trainer = Trainer(device=data.device, description=self.name,
+                          checkpoint_dir=self.checkpoint_dir, checkpoint_every=every,
+                          resume_from=self.resume_from)
+        stop = EarlyStopping("reconstruction", self.patience, min_delta=MIN_DELTA)
+        history = trainer.fit([Phase("train", plan, loader, int(schedule["epochs"]),
+                                     early_stopping=stop)])["train"]
+        self.history_ = dict(history.losses)
+        return history
 
     def _candidates(self, plan: ScMaskGanPlan, n_classes: int, data: PreparedData
                     ) -> tuple[dict[int, torch.Tensor], dict[str, int]]:
@@ -348,20 +353,6 @@ class ScMaskGan(Method):
                 [str(g) for g in data.var_names] != self.var_names_:
             raise InputError("scmaskgan is transductive: it reconstructs only the cells and "
                              "genes it was fitted on.", fix="fit it on this data first.")
-
-
-class _StepContext:
-    """``ctx.optimize(name, loss)``: zero the named optimiser's gradients, backpropagate,
-    step."""
-
-    def __init__(self, optimizers: dict[str, torch.optim.Optimizer]):
-        self.optimizers = optimizers
-
-    def optimize(self, name: str, loss: torch.Tensor) -> None:
-        optimizer = self.optimizers[name]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
 
 
 def _labels(data: PreparedData) -> np.ndarray:

@@ -8,13 +8,14 @@ weights at N = 200, and its discriminator starts with a dense N² → N² layer)
 dense layer of the generator ends at the low resolution ``L = ceil(N/4)`` (Algorithm 1 step
 2), the discriminator starts with convolutions, and self-attention runs at ``L × L`` only.
 With ``C`` channels, ``d_z`` the latent size and ``K`` labels, the generator has about
-``(d_z + K + 2)·C·L²`` weights in its dense layer plus ``~5·9·C²`` in its convolutions; the
-discriminator ``~3·9·C²``. At 20,000 genes (N = 142, L = 36), C = 32, d_z = N: 6.0 M
-generator and 0.03 M discriminator parameters. Activations per cell are dominated by the
-``L² × L²`` attention map (1.7 M floats at L = 36, once in G and once in D) and ~12 maps of
-``C × N²`` (0.65 M floats each at N = 142): ~25 M floats, 100 MB per cell forward (about
-twice that with the backward), so a batch of 32 needs a few GB
-(``benchmarks/results/scmaskgan_memory.md`` measures it).
+``(d_z + K + 2)·C·L²`` weights in its dense layer, ``K·N²`` in its label matrix
+(:class:`LabelMap`) and ``~5·9·C²`` in its convolutions; the discriminator ``~3·9·C² + K·L²``.
+At 20,000 genes (N = 142, L = 36), C = 32, d_z = N, K = 3: 6.2 M generator and 0.03 M
+discriminator parameters. Activations per cell are dominated by the ``L² × L²`` attention
+map (1.7 M floats at L = 36, once in G and once in D) and ~12 maps of ``C × N²`` (0.65 M
+floats each at N = 142): ~10 M floats, 40 MB per cell forward (about twice that with the
+backward), so a batch of 32 needs a few GB
+(``benchmarks/results/scmaskgan_memory.csv`` measures it).
 """
 
 from __future__ import annotations
@@ -85,16 +86,24 @@ class SelfAttention(nn.Module):
 
 
 class LabelMap(nn.Module):
-    """One-hot labels upsampled to an ``S × S`` map, then a 3×3 convolution to 8 channels
-    (Algorithm 1 steps 10–11, Algorithm 2 steps 6–7)."""
+    """The label matrix: one-hot labels upsampled to an ``S × S`` map, then a 3×3
+    convolution to 8 channels (Algorithm 1 steps 10–11, Algorithm 2 steps 6–7).
 
-    def __init__(self, n_classes: int, channels: int = LABEL_CHANNELS):
+    The upsampling is learned: ``y`` (K) → ``y·E`` with ``E`` a ``K × S²`` matrix, one map
+    per label, so the map can differ from gene to gene (a constant upsampling of the one-hot
+    vector would give the same value at every pixel). ``K·S²`` weights: 0.3 M for 16
+    labels at N = 142.
+    """
+
+    def __init__(self, n_classes: int, size: int, channels: int = LABEL_CHANNELS):
         super().__init__()
-        self.conv = nn.Conv2d(n_classes, channels, 3, padding=1)
+        self.size = size
+        self.upsample = nn.Linear(n_classes, size * size, bias=False)
+        self.conv = nn.Conv2d(1, channels, 3, padding=1)
 
-    def forward(self, y: torch.Tensor, size: int) -> torch.Tensor:
-        """``(B, K)`` one-hot → ``(B, 8, size, size)``."""
-        return self.conv(y[:, :, None, None].expand(-1, -1, size, size))
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        """``(B, K)`` one-hot → ``(B, 8, S, S)``."""
+        return self.conv(self.upsample(y).view(-1, 1, self.size, self.size))
 
 
 class Generator(nn.Module):
@@ -131,7 +140,7 @@ class Generator(nn.Module):
         self.attention = SelfAttention(channels)
         self.up_mid = _conv_bn_relu(channels, channels)
         self.up_full = _conv_bn_relu(channels, channels)
-        self.label_map = LabelMap(n_classes)
+        self.label_map = LabelMap(n_classes, side)
         self.head = nn.Sequential(_conv_bn_relu(channels + LABEL_CHANNELS, channels),
                                   nn.Conv2d(channels, 1, 3, padding=1))
 
@@ -142,7 +151,7 @@ class Generator(nn.Module):
         h = self.attention(h)
         h = self.up_mid(F.interpolate(h, size=(self.mid, self.mid), mode="nearest"))
         h = self.up_full(F.interpolate(h, size=(self.side, self.side), mode="nearest"))
-        h = torch.cat([h, self.label_map(y, self.side)], dim=1)
+        h = torch.cat([h, self.label_map(y)], dim=1)
         return torch.sigmoid(self.head(h))
 
 
@@ -182,7 +191,7 @@ class Discriminator(nn.Module):
         self.residual = ResidualBlock(channels)
         self.reduce = _conv_bn_relu(channels, D_ATTENTION_CHANNELS)
         self.attention = SelfAttention(D_ATTENTION_CHANNELS)
-        self.label_map = LabelMap(n_classes)
+        self.label_map = LabelMap(n_classes, self.low)
         self.head = nn.Sequential(
             nn.Conv2d(D_ATTENTION_CHANNELS + LABEL_CHANNELS, channels, 1), nn.ReLU(),
             nn.Conv2d(channels, 1, 3, padding=1))
@@ -194,7 +203,7 @@ class Discriminator(nn.Module):
         h = self.residual(F.max_pool2d(h, 2, ceil_mode=True))
         h = F.max_pool2d(self.reduce(h), 2, ceil_mode=True)
         h = self.attention(h, patch_mask(mask, self.low))
-        h = torch.cat([h, self.label_map(y, self.low)], dim=1)
+        h = torch.cat([h, self.label_map(y)], dim=1)
         return self.head(h)
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from scfill.methods.scmaskgan.layout import GeneImage
 from scfill.methods.scmaskgan.module import (
@@ -36,15 +37,18 @@ from scfill.methods.scmaskgan.module import (
     masked_reconstruction,
     patch_mask,
 )
+from scfill.nn import StepContext, TrainingPlan
 
 
-class ScMaskGanPlan:
-    """Alternating D/G updates of a conditional masked GAN.
+class ScMaskGanPlan(TrainingPlan):
+    """Alternating D/G updates of a conditional masked GAN (``automatic_optimization``
+    off: the step calls ``ctx.optimize`` for the discriminator, then the generator).
 
     Parameters
     ----------
     generator, discriminator
-        The networks (:mod:`.module`).
+        The networks (:mod:`.module`); ``module`` holds both, so the Trainer moves,
+        checkpoints and restores them together.
     layout
         The gene-image layout of the data.
     n_classes
@@ -58,7 +62,7 @@ class ScMaskGanPlan:
     reconstruction_weight
         λ.
     seed
-        Seeds the noise z.
+        Seeds the noise z (its generator's state is checkpointed with the plan).
     """
 
     automatic_optimization = False
@@ -66,15 +70,14 @@ class ScMaskGanPlan:
     def __init__(self, generator: Generator, discriminator: Discriminator, layout: GeneImage,
                  *, n_classes: int, latent_dim: int, lr: float,
                  betas: tuple[float, float], reconstruction_weight: float, seed: int):
+        super().__init__(nn.ModuleDict({"generator": generator,
+                                        "discriminator": discriminator}))
         self.generator, self.discriminator, self.layout = generator, discriminator, layout
         self.n_classes, self.latent_dim = n_classes, latent_dim
         self.lr, self.betas, self.reconstruction_weight = lr, betas, reconstruction_weight
         self.seed = seed
         self._noise: torch.Generator | None = None
-
-    def modules(self) -> dict[str, torch.nn.Module]:
-        """The trained networks by name."""
-        return {"generator": self.generator, "discriminator": self.discriminator}
+        self._restored: torch.Tensor | None = None
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """One Adam per network, discriminator first (the order of the updates)."""
@@ -86,9 +89,22 @@ class ScMaskGanPlan:
         """``z ~ N(0, I)``, ``(n, latent_dim)``, from the plan's own seeded generator."""
         if self._noise is None or self._noise.device != device:
             self._noise = torch.Generator(device=device).manual_seed(self.seed)
+            if self._restored is not None:
+                self._noise.set_state(self._restored)
+                self._restored = None
         return torch.randn(n, self.latent_dim, generator=self._noise, device=device)
 
-    def training_step(self, batch: dict[str, torch.Tensor], ctx: Any) -> dict[str, torch.Tensor]:
+    def extra_state(self) -> dict[str, Any]:
+        """The noise generator's state (a resumed run draws the same z)."""
+        return {} if self._noise is None else {"noise": self._noise.get_state()}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore the noise generator's state (applied when it is next created)."""
+        if "noise" in state:
+            self._noise, self._restored = None, state["noise"]
+
+    def training_step(self, batch: dict[str, torch.Tensor], ctx: StepContext
+                      ) -> dict[str, torch.Tensor]:
         """Update D on real vs generated cells, then G; return the named losses."""
         genes, codes = batch["x"], batch["label"]
         y = F.one_hot(codes.long(), self.n_classes).to(genes.dtype)
