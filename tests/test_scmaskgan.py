@@ -44,13 +44,14 @@ def test_bad_parameters_raise_input_error():
     data = _prepared()
     for params in ({"profile": "slow"}, {"k": 0}, {"outlier_threshold": 1.5},
                    {"tune_k": "yes"}, {"epochs": 0}, {"lr": -1.0}, {"n_candidates": 0},
-                   {"reconstruction_weight": -1.0}):
+                   {"reconstruction_weight": -1.0}, {"channels": 0}):
         with pytest.raises(InputError):
             ScMaskGan(**params).fit(data)
 
 
 def test_profile_sets_the_schedule_and_parameters_override_it():
-    assert ScMaskGan().schedule() == {"epochs": 500, "batch_size": 32, "lr": 2e-4}
+    assert ScMaskGan().schedule() == {"epochs": 500, "batch_size": 32, "lr": 2e-4,
+                                      "channels": 32}
     assert ScMaskGan(profile="fast", epochs=7).schedule()["epochs"] == 7
 
 
