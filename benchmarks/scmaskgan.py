@@ -284,6 +284,17 @@ def write_report(args: argparse.Namespace) -> None:
         lines += [f"## {protocol}", ""]
         for metric in metrics:
             lines += _table(summary, protocol, metric)
+    for folder, title, metrics in (
+            ("scmaskgan_kmeans", "Diagnostic: downstream with k-means at the true k",
+             ["acc", "ari", "n_clusters"]),
+            ("scmaskgan_steps", "Diagnostic: scMASKGAN fast with 140 epochs",
+             ["pearson", "rmse"])):
+        if (RESULTS / folder / "runs").exists():
+            part = _summary(RESULTS / folder, Path("/nonexistent"))
+            lines += [f"## {title} (`{folder}/`)", ""]
+            for protocol in sorted(set(part.protocol)):
+                for metric in metrics:
+                    lines += _table(part, protocol, metric)
     lines += ["Paper (Tables 3–4, Louvain ACC of scMASKGAN on the full data): "
               + ", ".join(f"{k} {v}" for k, v in PAPER_ACC.items()), ""]
     for name in ("scmaskgan_cost.csv", "scmaskgan_memory.csv"):
