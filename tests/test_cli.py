@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import signal
 import subprocess
 import sys
@@ -285,3 +286,69 @@ def test_sigterm_while_writing_for_real(tmp_path):
     else:
         assert err.strip().splitlines() == ["scfill impute: interrupted (SIGTERM); stopped."]
         assert sorted(p.name for p in tmp_path.iterdir()) == ["big.h5ad"]
+
+
+def test_demo_fits_the_method_once(tmp_path, monkeypatch):
+    """`make demo` trained the method twice, to score and to write (defect 19); the written
+    result is still the method's output on the observed counts."""
+    from scfill.methods.baselines import KNNImpute
+
+    fits = []
+    fit = KNNImpute.fit
+    monkeypatch.setattr(KNNImpute, "fit", lambda self, data: fits.append(1) or fit(self, data))
+    out = tmp_path / "demo"
+    assert main(["-q", "demo", "--out", str(out), "--cells", "150", "--genes", "60",
+                 "--method", "knn", "--seed", "3"]) == 0
+    assert len(fits) == 1
+    written = ad.read_h5ad(out / "imputed.h5ad")
+    observed = ad.read_h5ad(out / "simulated.h5ad")
+    direct = scfill.impute(ad.AnnData(observed.X, obs=observed.obs[[]], var=observed.var[[]]),
+                           "knn", seed=3, copy=True)
+    np.testing.assert_array_equal(written.layers["imputed"].toarray(),
+                                  direct.layers["imputed"].toarray())
+    assert "simulation" in written.uns and "true_counts" not in written.layers
+
+
+def _timed_starts(records) -> list[str]:
+    from scfill._logging import STARTED
+
+    return [r.args[0] for r in records if r.msg == STARTED]
+
+
+def test_log_lines_read_as_steps(tmp_path, h5ad_input, caplog):
+    """Timed lines read "fitting maskclass …", not "computing fitting maskclass" (defect
+    20): every step starts with a verb in -ing and ends with "finished <step> (s)"."""
+    with caplog.at_level(logging.INFO, logger="scfill"):
+        assert main(["impute", str(h5ad_input), "-o", str(tmp_path / "o.h5ad"),
+                     "--param", "epochs=1"]) == 0
+        assert main(["simulate", "-o", str(tmp_path / "s.h5ad"), "--cells", "40",
+                     "--genes", "20"]) == 0
+    steps = _timed_starts(caplog.records)
+    assert "fitting maskclass" in steps and any(s.startswith("simulating") for s in steps)
+    assert any(s.startswith("estimating dropout probabilities") for s in steps)
+    assert all(step.split()[0].endswith("ing") for step in steps), steps
+    assert "computing" not in caplog.text
+    assert "finished fitting maskclass (" in caplog.text
+
+
+def test_no_progress_bars_without_a_terminal(tmp_path, h5ad_input, capsys, caplog):
+    """With stderr in a file or CI, no bar is redrawn into the log (defect 18): one
+    summary line per training phase instead."""
+    with caplog.at_level(logging.INFO, logger="scfill"):
+        assert main(["impute", str(h5ad_input), "-o", str(tmp_path / "o.csv"), "--method",
+                     "cnnimpute", "--param", "epochs=2", "--param", "subset_size=16"]) == 0
+    err = capsys.readouterr().err  # where tqdm draws
+    assert "\r" not in err and "it/s" not in err and "subset/s" not in err
+    summaries = [m for m in (r.getMessage() for r in caplog.records)
+                 if re.search(r"subset \d/\d \[train\]: 2 epochs", m)]
+    assert len(summaries) == 3, summaries  # one per trained subset
+
+
+def test_progress_bars_on_a_terminal(monkeypatch):
+    from scfill._logging import progress_enabled, set_verbosity
+
+    set_verbosity("INFO")
+    monkeypatch.setattr(sys, "stderr", type("Tty", (), {"isatty": lambda self: True})())
+    assert progress_enabled()
+    set_verbosity("WARNING")  # --quiet
+    assert not progress_enabled()

@@ -246,7 +246,7 @@ def _assign_dropout(data: PreparedData, model: Method) -> dict:
         return {}
     from scfill.dropout import estimate
 
-    with timed(f"dropout model ({model.dropout_model})"):
+    with timed(f"estimating dropout probabilities ({model.dropout_model})"):
         result = estimate(model.dropout_model, data.counts, data.library_size,
                           labels=data.labels, **model.dropout_options())
     data.dropout_probability = result.probability
