@@ -32,8 +32,15 @@ CALLS = {
 #: Heavy packages whose import the fast paths should avoid.
 HEAVY = ("torch", "scanpy", "anndata")
 #: Runs the CLI in the child and prints what it imported (on stdout's last line).
-CHILD = ("import json, sys; from scfill.cli import main; code = main(sys.argv[1:]); "
-         f"print(json.dumps([len(sys.modules), [m for m in {HEAVY!r} if m in sys.modules]]))")
+CHILD = f"""
+import json, sys
+from scfill.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:  # argparse's --help exits (both trees)
+    pass
+print(json.dumps([len(sys.modules), [m for m in {HEAVY!r} if m in sys.modules]]))
+"""
 
 
 def run_once(tree: Path, argv: list[str], cwd: Path) -> tuple[float, int, list[str]]:
