@@ -40,3 +40,12 @@ class MissingDependency(InputError, ImportError):
 
 class TrainingError(ScfillError, RuntimeError):
     """Training could not go on (for example a non-finite loss)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM (or SIGINT) under the command line: raised like Ctrl-C's KeyboardInterrupt
+    so that cleanup runs, and carrying the signal number."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        super().__init__(f"interrupted by signal {signum}")

@@ -20,7 +20,12 @@ from scfill.methods.base import Method, PreparedData, get
 from scfill.nn.device import resolve_device
 from scfill.nn.seed import seed_everything
 from scfill.preprocess import COMMON_SPACE, LogNormalizer, highly_variable, library_size, nonempty
-from scfill.validate import validate_counts, validate_labels, validate_size
+from scfill.validate import (
+    validate_counts,
+    validate_impute_options,
+    validate_labels,
+    validate_size,
+)
 
 #: The method used when none is named (``scfill impute``, ``scfill demo``).
 DEFAULT_METHOD = "maskclass"
@@ -107,6 +112,8 @@ def impute(
         method, params = selection.winner, None
     model = _make_method(method, params)
     source = adata.uns.get("scfill_input", {}).get("path") if "scfill_input" in adata.uns else None
+    validate_impute_options(adata, layer=layer, key_added=key_added, n_top_genes=n_top_genes,
+                            seed=seed, counts_layer=counts_layer, source=source)
     raw = adata.layers[layer] if layer is not None else adata.X
     checked = ad.AnnData(raw, obs=pd.DataFrame(index=adata.obs_names),
                          var=pd.DataFrame(index=adata.var_names))
@@ -239,7 +246,7 @@ def _assign_dropout(data: PreparedData, model: Method) -> dict:
         return {}
     from scfill.dropout import estimate
 
-    with timed(f"dropout model ({model.dropout_model})"):
+    with timed(f"estimating dropout probabilities ({model.dropout_model})"):
         result = estimate(model.dropout_model, data.counts, data.library_size,
                           labels=data.labels, **model.dropout_options())
     data.dropout_probability = result.probability
@@ -262,13 +269,24 @@ def _embed(block: sp.csr_matrix, full: sp.csr_matrix, cells: np.ndarray,
 
 
 def _jsonable(value: Any) -> Any:
-    """Turn numpy scalars/arrays and tuples into plain types for ``uns``/h5ad."""
+    """Turn a result summary into values h5ad can store in ``uns``.
+
+    Numpy scalars and arrays become plain numbers and lists, None becomes ``"None"``; a
+    list is kept as a list only when its items are all numbers or all strings (h5ad writes
+    it as one array); any other list (of dicts, of lists, mixed) becomes a dict keyed by
+    position (``"0"``, ``"1"``, …), which h5ad writes as a group.
+    """
     if isinstance(value, Mapping):
         return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
     if isinstance(value, np.ndarray):
-        return value.tolist()
+        value = value.tolist()
+    if isinstance(value, list | tuple):
+        items = [_jsonable(v) for v in value]
+        numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in items)
+        if numbers or all(isinstance(v, str) for v in items) or \
+                all(isinstance(v, bool) for v in items):
+            return items
+        return {str(i): v for i, v in enumerate(items)}
     if isinstance(value, np.generic):
         return value.item()
     if value is None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import math
+import numbers
 from collections.abc import Iterable, Mapping
 from types import ModuleType
 from typing import Any
@@ -20,14 +22,22 @@ from scfill.errors import InputError, MissingDependency
 def check_number(
     name: str, value: Any, *, integer: bool = False, low: float | None = None,
     high: float | None = None, low_open: bool = False, method: str = "",
+    allow_inf: bool = False,
 ) -> None:
-    """Raise :class:`InputError` unless ``value`` is a number in the given range."""
+    """Raise :class:`InputError` unless ``value`` is a number in the given range.
+
+    numpy scalars count as numbers (``np.int64(5)`` is an integer). NaN never passes;
+    infinity only with ``allow_inf`` (for a parameter where it means "no limit").
+    """
     kind = "an integer" if integer else "a number"
-    ok_type = (isinstance(value, int) if integer else isinstance(value, int | float))
+    ok_type = isinstance(value, numbers.Integral if integer else numbers.Real)
     where = f"{method}: " if method else ""
     if isinstance(value, bool) or not ok_type:
         raise InputError(f"{where}parameter {name}={value!r} must be {kind}.",
                          fix=f"pass {name} as {kind}.")
+    if math.isnan(value) or (math.isinf(value) and not allow_inf):
+        raise InputError(f"{where}parameter {name}={value!r} is not a finite number.",
+                         fix=f"pass {name} as a finite number.")
     too_low = low is not None and (value <= low if low_open else value < low)
     too_high = high is not None and value > high
     if too_low or too_high:

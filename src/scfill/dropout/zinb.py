@@ -213,7 +213,7 @@ def dropout_probability(
     """
     if labels is not None:
         logger.info("ZINB dropout model: labels ignored (one model over all cells)")
-    with timed("ZINB biozero model"):
+    with timed("fitting the ZINB biozero model"):
         fit = fit_zinb(counts, library_size, **options)
         probability = fill_zeros(sp.csr_matrix(counts), lambda rows: 1 - fit.biozero(rows))
     params = {"mean": fit.mean, "dispersion": fit.dispersion, "size_factor": fit.size_factor,
