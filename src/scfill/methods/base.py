@@ -127,6 +127,21 @@ class Method(ABC):
         """Probability above which a zero counts as a dropout (``combine_rule="dropout"``)."""
         return 0.5
 
+    def check_fitted(self, data: PreparedData, *, attribute: str) -> None:
+        """Raise :class:`InputError` unless fitted (``attribute`` set) on ``data``'s genes.
+
+        ``var_names_`` holds the genes of the fit, in order.
+        """
+        cls = type(self).__name__
+        if not hasattr(self, attribute):
+            raise InputError(f"this {cls} model has not been fitted.",
+                             fix=f"call fit(data) first, or {cls}.load(directory).")
+        if [str(g) for g in data.var_names] != self.var_names_:
+            raise InputError(
+                f"the model was trained on {len(self.var_names_)} genes but the data has "
+                f"{data.n_genes} (or they differ in name or order).",
+                fix="subset and order the data's genes as the model's (model.var_names_).")
+
     @abstractmethod
     def fit(self, data: PreparedData) -> Method:
         """Learn from ``data``; return self."""

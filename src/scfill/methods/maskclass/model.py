@@ -210,7 +210,7 @@ class MaskClass(Method):
 
     def reconstruct(self, data: PreparedData) -> np.ndarray:
         """``invscale(ŝ)`` of every cell, in the common space (dense float32)."""
-        self._check_fitted(data)
+        self.check_fitted(data, attribute="module_")
         module = self.module_.to(data.device).eval()
         log2 = _log2_expression(data)
         rows = scaled_rows(log2, None, self.scaler_, data.device, cache_bytes=0)
@@ -256,16 +256,6 @@ class MaskClass(Method):
         model.history_ = config["history"]
         model.info_ = config["info"]
         return model
-
-    def _check_fitted(self, data: PreparedData) -> None:
-        if not hasattr(self, "module_"):
-            raise InputError("this MaskClass model has not been fitted.",
-                             fix="call fit(data) first, or MaskClass.load(directory).")
-        if [str(g) for g in data.var_names] != self.var_names_:
-            raise InputError(
-                f"the model was trained on {len(self.var_names_)} genes but the data has "
-                f"{data.n_genes} (or they differ in name or order).",
-                fix="subset and order the data's genes as the model's (model.var_names_).")
 
 
 def _log2_expression(data: PreparedData) -> sp.csr_matrix:

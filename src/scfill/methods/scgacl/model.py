@@ -343,7 +343,7 @@ class ScGACL(Method):
     # ------------------------------------------------------------------ prediction
     def reconstruct(self, data: PreparedData) -> np.ndarray:
         """``decode(μ(x))`` of every cell, common space, dense float32."""
-        self._check_fitted(data)
+        self.check_fitted(data, attribute="vade_")
         out = np.empty(data.counts.shape, dtype=np.float32)
         for rows, block in self.reconstruct_blocks(data):
             out[rows] = block
@@ -351,7 +351,7 @@ class ScGACL(Method):
 
     def reconstruct_blocks(self, data: PreparedData) -> Iterator[tuple[slice, np.ndarray]]:
         """``(rows, block)`` of the reconstruction, in row order."""
-        self._check_fitted(data)
+        self.check_fitted(data, attribute="vade_")
         vade = self.vade_.to(data.device).eval()
         rows = RowDataset({"x": data.logcounts}, device=data.device, cache_bytes=0)
         yield from predict_blocks(lambda batch: vade.reconstruct(batch["x"]), rows)
@@ -405,16 +405,6 @@ class ScGACL(Method):
         self.var_names_ = list(extra["var_names"])
         self.history_ = extra["history"]
         self.info_ = extra["info"]
-
-    def _check_fitted(self, data: PreparedData) -> None:
-        if not hasattr(self, "vade_"):
-            raise InputError("this scGACL model has not been fitted.",
-                             fix="call fit(data) first, or ScGACL.load(directory).")
-        if [str(g) for g in data.var_names] != self.var_names_:
-            raise InputError(
-                f"the model was trained on {len(self.var_names_)} genes but the data has "
-                f"{data.n_genes} (or they differ in name or order).",
-                fix="subset and order the data's genes as the model's (model.var_names_).")
 
 
 def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
