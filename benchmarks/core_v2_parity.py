@@ -32,6 +32,9 @@ COMMANDS = [
     "pbmc68k_reduced_reconstructed_counts --repeats 2 --max-genes 2000 --configs none "
     "'cnnimpute (flatten, paper)' \"cnnimpute (gap, authors' code)\" "
     "--out benchmarks/results/core_v2_parity/cnnimpute",
+    "(pre-port code: PYTHONPATH=<worktree of 688d02e>/src) python benchmarks/maskclass.py "
+    "accuracy --seeds 0 --epochs 300 --presets maskclass-equal --methods maskclass --csv "
+    "benchmarks/results/core_v2_parity/maskclass_accuracy_preport.csv",
     "(pre-port code, main at 688d02e, in its own worktree) python benchmarks/cnnimpute.py "
     "--datasets ercc_spikein_288 --repeats 2 --max-genes 2000 --configs "
     "'cnnimpute (flatten, paper)' \"cnnimpute (gap, authors' code)\" "
@@ -108,13 +111,13 @@ def main() -> None:
              "Commands:", "", *[f"    {command}" for command in COMMANDS], "",
              f"Machine: {machine()} (shared with other developers, heavily loaded; timings "
              "are not compared).", "",
-             "## MaskClass, Table-2 protocol (`maskclass-equal`, seed 0, 300 epochs)", "",
-             *maskclass_table(), "",
-             "## cnnImpute, paper protocol (`mask-expressed:0.1`, repeats 0–1)", "",
              "\"pre-port rerun\": the code of main just before the port (688d02e), rerun "
              "on this machine now; it separates what the port changed (engine − pre-port) "
              "from what other commits changed since the committed runs (pre-port − "
              "committed).", "",
+             "## MaskClass, Table-2 protocol (`maskclass-equal`, seed 0, 300 epochs)", "",
+             *maskclass_table(), "",
+             "## cnnImpute, paper protocol (`mask-expressed:0.1`, repeats 0–1)", "",
              *cnnimpute_table(), ""]
     REPORT.write_text("\n".join(lines))
     print(REPORT.read_text())

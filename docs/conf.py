@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -67,6 +68,7 @@ API_MODULES = {
     "scfill": "Reading, imputing, writing",
     "scfill.pl": "Plotting",
     "scfill.methods": "Methods: the interface and the registry",
+    "scfill.select": "Choosing the method automatically (method='auto')",
     "scfill.simulate": "Simulation",
     "scfill.evaluate": "Evaluation",
     "scfill.dropout": "Dropout models",
@@ -125,20 +127,28 @@ def write_api_page() -> None:
     (GENERATED / "api.rst").write_text("\n".join(lines))
 
 
+#: A markdown image: ``![alt](path)``.
+IMAGE = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def copy_page(page: Path, target: Path) -> None:
+    """Copy a markdown page and every local image it shows, keeping their relative paths."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(page, target)
+    for link in IMAGE.findall(page.read_text()):
+        image = page.parent / link
+        if "://" not in link and image.is_file():
+            (target.parent / link).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(image, target.parent / link)
+
+
 def copy_results() -> None:
-    """Copy the committed benchmark results into the build: every ``*.md`` report, and each
-    run folder's ``report.md`` with its ``figures/``."""
+    """Copy the committed benchmark results into the build: every ``*.md`` report and each
+    run folder's ``report.md``, with the images they show."""
     source = ROOT / "benchmarks" / "results"
     target = GENERATED / "results"
-    target.mkdir(parents=True, exist_ok=True)
-    for page in sorted(source.glob("*.md")):
-        shutil.copy2(page, target / page.name)
-    for report in sorted(source.glob("*/report.md")):
-        folder = target / report.parent.name
-        folder.mkdir(exist_ok=True)
-        shutil.copy2(report, folder / "report.md")
-        if (report.parent / "figures").is_dir():
-            shutil.copytree(report.parent / "figures", folder / "figures", dirs_exist_ok=True)
+    for page in [*sorted(source.glob("*.md")), *sorted(source.glob("*/report.md"))]:
+        copy_page(page, target / page.relative_to(source))
 
 
 # before Sphinx looks for source files, so the generated pages are found like the others

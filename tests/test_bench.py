@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import scfill
 from bench_fakes import calls
 from conftest import make_counts
 from scfill.bench import runner
@@ -237,14 +238,13 @@ def test_bad_settings_are_rejected(tmp_path, dataset, change, message):
         runner.run_grid(cfg)
 
 
-@pytest.mark.slow
-def test_fake_peer_through_the_real_evaluation(tmp_path, dataset, monkeypatch):
-    """The default job: scfill.evaluate on a registered test method, in a child process;
-    a protocol that does not apply (truth on real data) is skipped, not failed."""
+def _fake_peer_through_a_child(tmp_path, dataset, monkeypatch, **options):
+    """The default job on a registered test method, in a child process: the mask protocol
+    runs, truth (no true counts in real data) is skipped with its reason, not failed."""
     monkeypatch.setenv(CHILD_FLAG, "1")
     cfg = config(tmp_path, dataset, ["fakepeer"], job=runner.EVALUATE_JOB,
                  protocols=["mask-nonzero:0.2", "truth"], preload=("test_bench",),
-                 timeout_s=300.0, umap_dataset="tiny")
+                 timeout_s=300.0, **options)
     report = runner.run_benchmark(cfg, command="test")
     runs = pd.read_csv(cfg.out / "runs.csv").set_index("protocol")
     assert runs.loc["mask-nonzero:0.2", "status"] == "ok"
@@ -252,6 +252,27 @@ def test_fake_peer_through_the_real_evaluation(tmp_path, dataset, monkeypatch):
     assert "needs layers['true_counts']" in runs.loc["truth", "message"]
     results = pd.read_csv(cfg.out / "results.csv")
     assert {"rmse", "pearson", "runtime_s", "wall_s", "peak_rss_mb"} <= set(results["metric"])
+    return cfg, report, results
+
+
+def test_fake_peer_through_the_real_evaluation_fast(tmp_path, dataset, monkeypatch):
+    """Without the UMAP (the slow part): the child's scores are those of the same
+    evaluation run in this process."""
+    from scfill.evaluate.run import evaluate_method
+
+    _, _, results = _fake_peer_through_a_child(tmp_path, dataset, monkeypatch)
+    child = results.set_index("metric")["value"]
+    here = evaluate_method(scfill.read(dataset), "fakepeer", protocol="mask-nonzero:0.2",
+                           seed=int(results["seed"].iloc[0])).set_index("metric")["value"]
+    for metric in ("mse", "rmse", "pearson", "cosine"):
+        assert child[metric] == pytest.approx(here[metric], rel=1e-6), metric
+
+
+@pytest.mark.slow
+def test_fake_peer_through_the_real_evaluation(tmp_path, dataset, monkeypatch):
+    """With the UMAP of the dataset in the report."""
+    cfg, report, _ = _fake_peer_through_a_child(tmp_path, dataset, monkeypatch,
+                                                umap_dataset="tiny")
     assert (cfg.out / "figures" / "umap_tiny.png").exists()
     assert "## UMAP of `tiny`" in report.read_text()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import anndata as ad
 import numpy as np
 import pandas as pd
@@ -11,6 +13,7 @@ import torch
 
 import scfill
 from conftest import prepared
+from scfill.dropout import FixedDropout
 from scfill.errors import InputError
 from scfill.methods.base import PreparedData
 from scfill.methods.cnnimpute.coexpression import (
@@ -195,12 +198,31 @@ def test_same_seed_same_result_other_seed_differs():
 
 
 def test_per_cluster_trains_within_each_group():
+    """Each group's models see only that group's cells: changing the other group's counts
+    leaves a group's predictions as they were (and changes them without per_cluster)."""
     data = _prepared(labels=True)
     model = CnnImpute(per_cluster=True, **FAST).fit(data)
     groups = model.info_["groups"]
     assert [g["group"] for g in groups] == ["a", "b"]
-    assert sum(g["cells"] for g in groups) == data.n_cells
+    assert [g["cells"] for g in groups] == np.bincount(data.labels).tolist()
     assert all(g["models"] for g in groups)
+
+    in_a = data.labels == 0
+    rng = np.random.default_rng(5)
+    dense = data.counts.toarray()
+    dense[~in_a] = rng.permutation(dense[~in_a].ravel()).reshape(dense[~in_a].shape)
+    prob = np.where(in_a[:, None], data.dropout.matrix().toarray(),
+                    (dense == 0) * rng.uniform(0, 1, dense.shape))
+    counts = sp.csr_matrix(dense)  # group b scrambled, group a as it was
+    lib = library_size(counts)
+    other = dataclasses.replace(data, counts=counts, library_size=lib,
+                                logcounts=data.normalizer.transform(counts, lib),
+                                dropout=FixedDropout(prob))
+    for changed in (False, True):
+        first = CnnImpute(per_cluster=changed, **FAST).fit(data).prediction_
+        second = CnnImpute(per_cluster=changed, **FAST).fit(other).prediction_
+        same_a = (first[in_a] != second[in_a]).nnz == 0
+        assert same_a == changed, f"per_cluster={changed}"
 
 
 def test_per_cluster_without_labels_is_refused():

@@ -34,9 +34,11 @@ FAST = {
     "deepimpute": {"max_epochs": 1, "sub_outputdim": 10},
     "scgacl": {"pretrain_epochs": 1, "vade_epochs": 1, "joint_epochs": 1, "batch_size": 32,
                "hidden_dims": (32, 32, 64)},
+    "scmaskgan": {"epochs": 1, "batch_size": 16, "n_candidates": 24, "channels": 4,
+                  "tune_k": False},
 }
 #: Methods whose result depends on the seed.
-STOCHASTIC = {"maskclass", "cnnimpute", "scvi", "scgacl"}
+STOCHASTIC = {"maskclass", "cnnimpute", "scvi", "scgacl", "scmaskgan"}
 #: Methods that do not give the same output twice for one seed, and why.
 NOT_REPRODUCIBLE = {"deepimpute": "TensorFlow's CPU kernels are not bit-reproducible (two "
                                   "runs with one seed differ)"}

@@ -114,11 +114,11 @@ def test_output_at_zeros_only_and_deterministic(known):
     _, _, _, counts, _, lib = known
     first = estimate("zinb-ml", counts, lib)
     second = estimate("zinb-ml", counts, lib)
-    p = first.probability
+    p = first.matrix()
     assert sp.isspmatrix_csr(p) and p.dtype == np.float32 and p.shape == counts.shape
     assert counts.multiply(p != 0).nnz == 0
     assert p.data.min() >= 0 and p.data.max() <= 1
-    np.testing.assert_array_equal(p.toarray(), second.probability.toarray())
+    np.testing.assert_array_equal(p.toarray(), second.matrix().toarray())
     assert first.summary["model"] == "zinb-ml"
 
 
@@ -155,7 +155,7 @@ def test_separates_dropouts_better_than_the_paper_model():
     zero = counts.toarray() == 0
     is_dropout = adata.layers["true_counts"].toarray()[zero] > 0
     lib = library_size(counts)
-    auc = {m: roc_auc_score(is_dropout, estimate(m, counts, lib).probability.toarray()[zero])
+    auc = {m: roc_auc_score(is_dropout, estimate(m, counts, lib).matrix().toarray()[zero])
            for m in ("zinb-ml", "zinb-paper")}
     assert auc["zinb-ml"] > 0.85
     assert auc["zinb-ml"] > auc["zinb-paper"] + 0.2
@@ -174,8 +174,8 @@ def test_bad_parameters_raise():
 def test_gamma_normal_zinb_scores_the_mixtures_genes_with_the_zinb(known):
     _, _, _, counts, _, lib = known
     labels = np.repeat([0, 1], counts.shape[0] // 2)
-    hybrid = estimate("gamma_normal-zinb", counts, lib, labels=labels).probability.toarray()
-    mixture = estimate("gamma_normal", counts, lib, labels=labels).probability.toarray()
+    hybrid = estimate("gamma_normal-zinb", counts, lib, labels=labels).matrix().toarray()
+    mixture = estimate("gamma_normal", counts, lib, labels=labels).matrix().toarray()
     zinb = zinb_mle.dropout_probability(counts, lib, labels=labels,
                                         by_group=True).probability.toarray()
     imputable = mixture > 0

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import os
+import stat
 
 import anndata as ad
 import h5py
@@ -184,3 +186,189 @@ def test_write_is_atomic(tmp_path, counts_adata, monkeypatch):
 def test_write_unknown_format(tmp_path, counts_adata):
     with pytest.raises(InputError, match="unknown output format"):
         scfill.write(counts_adata, tmp_path / "out.parquet")
+
+
+def test_10x_v3_folder_not_gzipped(tmp_path, counts_adata):
+    """matrix.mtx + features.tsv + barcodes.tsv, none gzipped (issue 18, defect 15)."""
+    folder = tmp_path / "plain_v3"
+    _write_10x_folder(counts_adata, folder)
+    for gz in folder.glob("*.gz"):
+        gz.with_suffix("").write_bytes(gzip.decompress(gz.read_bytes()))
+        gz.unlink()
+    assert sorted(p.name for p in folder.iterdir()) == ["barcodes.tsv", "features.tsv",
+                                                        "matrix.mtx"]
+    back = scfill.read(folder)
+    _same(counts_adata, back)
+    assert list(back.var["gene_ids"][:2]) == ["ENSG0", "ENSG1"]
+
+
+def test_10x_folder_keeps_gene_expression_only(tmp_path, counts_adata):
+    folder = tmp_path / "multi"
+    _write_10x_folder(counts_adata, folder)
+    features = pd.read_csv(folder / "features.tsv.gz", sep="\t", header=None)
+    features.iloc[:3, 2] = "Antibody Capture"
+    features.to_csv(folder / "features.tsv.gz", sep="\t", header=False, index=False)
+    back = scfill.read(folder)
+    assert list(back.var_names) == list(counts_adata.var_names[3:])
+
+
+def test_10x_folder_tables_of_another_run(tmp_path, counts_adata):
+    folder = tmp_path / "mixed"
+    _write_10x_folder(counts_adata, folder)
+    with gzip.open(folder / "barcodes.tsv.gz", "wt") as fh:
+        fh.write("AAAC-1\n")
+    with pytest.raises(InputError, match="lists 40 genes and barcodes.tsv.gz 1 barcodes"):
+        scfill.read(folder)
+
+
+def test_h5ad_without_x(tmp_path, counts_adata):
+    """An h5ad whose counts live only in a layer (issue 18, defect 12)."""
+    path = tmp_path / "nox.h5ad"
+    ad.AnnData(obs=counts_adata.obs, var=counts_adata.var,
+               layers={"counts": counts_adata.X}).write_h5ad(path)
+    with pytest.raises(InputError, match="no X matrix \\(layers: counts\\).*--layer NAME"):
+        scfill.read(path)
+    _same(counts_adata, scfill.read(path, layer="counts"))
+
+
+def test_csv_duplicate_header_refused(tmp_path):
+    """pandas renames a repeated column to 'c1.1'; scfill refuses it (defect 6)."""
+    path = tmp_path / "counts.csv"
+    path.write_text("gene,c1,c2,c1\ng1,1,2,3\ng2,0,1,0\n")
+    with pytest.raises(InputError, match="1 duplicate cell name.*'c1'"):
+        scfill.read(path)
+    path.write_text("gene,c1,c2\ng1,1,2\ng1,0,1\n")
+    with pytest.raises(InputError, match="1 duplicate gene name.*'g1'"):
+        scfill.read(path)
+
+
+def test_csv_header_without_row_label(tmp_path):
+    """R's write.table header has no field above the row names; names are kept as given."""
+    path = tmp_path / "counts.tsv"
+    path.write_text("c1\tc2\ng1\t1\t2\ng2\t0\t1\n")
+    assert list(scfill.read(path).obs_names) == ["c1", "c2"]
+
+
+def test_csv_cells_as_rows_detected(tmp_path, counts_adata, caplog):
+    """A cells x genes table read without cells_axis: the names say so (defect 3)."""
+    path = tmp_path / "cells_by_genes.csv"
+    counts_adata.to_df().to_csv(path)  # rows cell0.., columns gene0..
+    with caplog.at_level("WARNING", logger="scfill"):
+        back = scfill.read(path)
+    _same(counts_adata, back)
+    assert back.uns["scfill_input"]["cells_axis"] == 0
+    assert "rows look like cells" in caplog.text and "--no-transpose" in caplog.text
+    forced = scfill.read(path, cells_axis=1)  # the caller's choice wins
+    assert forced.shape == (counts_adata.n_vars, counts_adata.n_obs)
+
+
+@pytest.mark.parametrize(("rows", "columns", "cells_axis"), [
+    (["ENSG00000141510", "ENSG00000012048"], ["AAACCTGAGAAACCAT-1", "AAACCTGAGAAACCGC-1"], 1),
+    (["AAACCTGAGAAACCAT-1", "AAACCTGAGAAACCGC-1"], ["ENSG00000141510", "ENSG00000012048"], 0),
+    (["MT-CO1", "RPL13"], ["s1", "s2"], 1),
+    (["s1", "s2"], ["MT-CO1", "RPS6"], 0),
+    (["ACTB", "GAPDH"], ["s1", "s2"], 1),  # nothing recognisable: the default
+    (["s1", "s2"], ["ACTB", "GAPDH"], 1),
+])
+def test_csv_orientation_from_names(tmp_path, rows, columns, cells_axis):
+    path = tmp_path / "counts.csv"
+    pd.DataFrame([[1, 2], [3, 0]], index=rows, columns=columns).to_csv(path)
+    assert scfill.read(path).uns["scfill_input"]["cells_axis"] == cells_axis
+
+
+def test_read_checks_cells_axis(tmp_path, counts_adata):
+    path = tmp_path / "counts.csv"
+    counts_adata.to_df().T.to_csv(path)
+    with pytest.raises(InputError, match="cells_axis=2 is not 0, 1 or None"):
+        scfill.read(path, cells_axis=2)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_output_follows_umask(tmp_path, counts_adata, umask):
+    """Outputs get 0o666 minus the umask, like any other tool's (defect 16)."""
+    old = os.umask(umask)
+    try:
+        scfill.write(counts_adata, tmp_path / "out.h5ad")
+        counts_adata.layers["imputed"] = counts_adata.X
+        scfill.write(counts_adata, tmp_path / "out.csv")
+    finally:
+        os.umask(old)
+    for name in ("out.h5ad", "out.csv"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask
+
+
+def test_overwrite_keeps_the_replaced_files_mode(tmp_path, counts_adata):
+    path = tmp_path / "out.h5ad"
+    scfill.write(counts_adata, path)
+    path.chmod(0o640)
+    scfill.write(counts_adata, path, force=True)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+def test_write_refuses_the_input_file(tmp_path, counts_adata):
+    """Even with force, the output is never the file the data came from (defect 9)."""
+    path = tmp_path / "counts.h5ad"
+    counts_adata.write_h5ad(path)
+    before = path.read_bytes()
+    adata = scfill.read(path)
+    with pytest.raises(InputError, match="the output is the input file"):
+        scfill.write(adata, tmp_path / "." / "counts.h5ad", force=True)
+    assert path.read_bytes() == before
+
+
+def test_failed_write_removes_the_folders_it_made(tmp_path, counts_adata, monkeypatch):
+    def crash(self, *args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(ad.AnnData, "write_h5ad", crash)
+    with pytest.raises(RuntimeError, match="disk full"):
+        scfill.write(counts_adata, tmp_path / "new" / "deeper" / "out.h5ad")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_into_new_folders(tmp_path, counts_adata):
+    path = scfill.write(counts_adata, tmp_path / "a" / "b" / "out.h5ad")
+    _same(counts_adata, scfill.read(path))
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda p: (p / "file").write_text("x") and p / "file" / "out.h5ad",
+     "is a file, not a folder"),
+    (lambda p: (p / "out.h5ad").mkdir() or p / "out.h5ad", "is an existing folder"),
+    (lambda p: p / "out.xlsx", "unknown output format '.xlsx'"),
+])
+def test_write_bad_output_path(tmp_path, counts_adata, make, message):
+    with pytest.raises(InputError, match=message):
+        scfill.write(counts_adata, make(tmp_path), force=True)
+
+
+def test_write_unwritable_folder(tmp_path, counts_adata, monkeypatch):
+    # permissions are not enforced for root, so simulate a folder the user may not write
+    monkeypatch.setattr("scfill.paths.os.access", lambda *_: False)
+    with pytest.raises(InputError, match="cannot write to the folder.*permission denied"):
+        scfill.write(counts_adata, tmp_path / "out.h5ad")
+
+
+def test_every_methods_uns_writes_to_h5ad(tmp_path, counts_adata):
+    """uns['scfill'] of every registered method can be written to h5ad and read back
+    (cnnImpute's per-group summaries once failed after the whole fit: defect 1)."""
+    from scfill.errors import MissingDependency
+    from scfill.external.tensorflow_peers import TFPeer
+    from scfill.methods.base import registered
+
+    quick = {"maskclass": {"epochs": 1}, "cnnimpute": {"epochs": 1, "subset_size": 16},
+             "scvi": {"epochs": 1, "n_samples": 1}}
+    written = []
+    for name, cls in sorted(registered().items()):
+        if issubclass(cls, TFPeer):
+            continue  # DCA, DeepImpute: a TensorFlow subprocess (tests/test_tf_peers.py)
+        try:
+            out = scfill.impute(counts_adata, name, params=quick.get(name), copy=True)
+        except MissingDependency:
+            continue  # a peer whose package or environment is not installed
+        written.append(name)
+        path = scfill.write(out, tmp_path / f"{name}.h5ad")
+        back = ad.read_h5ad(path).uns["scfill"]
+        assert back["method"] == name
+        assert set(back) == set(out.uns["scfill"])
+    assert {"cnnimpute", "maskclass", "knn", "alra"} <= set(written)

@@ -193,10 +193,21 @@ def test_save_load_round_trip(tmp_path):
 
 
 def test_fit_computes_biozero_probabilities_when_not_given():
+    """Without probabilities, fit uses the shared ZINB model's: the same training as when
+    they are given, and not the training with all-zero probabilities."""
+    from scfill.dropout import FixedDropout, estimate
+
     data = _prepared()
-    data.dropout = None
-    model = MaskClass(epochs=1).fit(data)
-    assert np.isfinite(model.history_["bio_loss"]).all()
+    zinb = estimate("zinb", data.counts, data.library_size).matrix()
+    assert zinb.nnz and 0 < zinb.data.mean() < 1  # a real estimate, not all 0 or all 1
+    histories = {}
+    for name, given in (("computed", None), ("given", FixedDropout(zinb)),
+                        ("zero", FixedDropout(sp.csr_matrix(zinb.shape, dtype=np.float32)))):
+        data.dropout = given
+        histories[name] = MaskClass(epochs=2).fit(data).history_
+    assert histories["computed"] == histories["given"]
+    assert histories["computed"]["bio_loss"] != histories["zero"]["bio_loss"]
+    assert np.isfinite(histories["computed"]["bio_loss"]).all()
 
 
 def test_unfitted_and_mismatched_models_raise(tmp_path):

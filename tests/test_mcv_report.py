@@ -86,9 +86,10 @@ def test_readme_block_is_written_from_the_results(tmp_path):
     summary().to_csv(folder / "summary.csv", index=False)
     (folder / "settings.json").write_text(json.dumps({"params": {"scvi": {"epochs": 100}}}))
     speed = tmp_path / "results" / "speed.csv"
-    pd.DataFrame({"method": ["magic", "dca", "maskclass"], "runtime_s": [5.0, 40.0, 90.0],
-                  "wall_s": [7.0, 44.0, 92.0], "peak_rss_mb": [900, 950, 1000],
-                  "load_before": 3.0, "load_after": 4.0}).to_csv(speed, index=False)
+    pd.DataFrame({"method": ["magic", "dca", "maskclass", "cnnimpute"],
+                  "runtime_s": [5.0, 40.0, 90.0, None], "wall_s": [7.0, 44.0, 92.0, None],
+                  "peak_rss_mb": [900, 950, 1000, None], "load_before": 3.0,
+                  "load_after": 4.0}).to_csv(speed, index=False)
     block = summary_block([folder], speed_csv=speed, root=tmp_path)
     assert block.startswith(START) and block.endswith(END)
     assert "[`run`](results/run/report.md)" in block
@@ -99,6 +100,7 @@ def test_readme_block_is_written_from_the_results(tmp_path):
     assert "beats the best peer on 0 of 1 simulated dataset " in block
     assert "maskclass 90.0 s (18 × magic, 2.2 × dca)" in block
     assert "dca 40.0 s (8 × magic)" in block
+    assert "cnnimpute stopped at the time limit" in block
 
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n\nbefore\n{START}\nold figures\n{END}\nafter\n")

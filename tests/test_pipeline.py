@@ -78,8 +78,33 @@ def test_same_seed_same_output(counts_adata):
 
 
 def test_labels_from_user(counts_adata):
-    out = scfill.impute(counts_adata, "knn", labels_key="group", copy=True)
-    assert out.uns["scfill"]["labels"] == "obs['group']"
+    """The user's column reaches the method as its groups (cell by cell) and the dropout
+    model is fitted per those groups; nothing is pre-clustered."""
+    from scfill.dropout import estimate
+    from scfill.methods.baselines import KNNImpute
+
+    class Recording(KNNImpute):
+        dropout_model = "gamma_normal"
+        preclustering = "kmeans"
+
+        def fit(self, data):
+            self.seen_ = (data.labels.copy(), list(data.label_names))
+            return super().fit(data)
+
+    counts_adata.obs["cell_type"] = counts_adata.obs["group"].map(
+        {"0": "B", "1": "T", "2": "NK"}).astype(str)
+    model = Recording()
+    out = scfill.impute(counts_adata, model, labels_key="cell_type", copy=True)
+    codes, names = model.seen_
+    assert np.array(names)[codes].tolist() == counts_adata.obs["cell_type"].tolist()
+    assert out.uns["scfill"]["labels"] == "obs['cell_type']"
+    assert "scfill_cluster" not in out.obs
+    expected = estimate("gamma_normal", sp.csr_matrix(counts_adata.X, dtype=np.float32),
+                        library_size(counts_adata.X), labels=codes).probability
+    np.testing.assert_allclose(out.layers["dropout_probability"].toarray(),
+                               expected.toarray(), rtol=1e-5, atol=1e-7)
+    ignored = scfill.impute(counts_adata, Recording(), copy=True)  # pre-clustered instead
+    assert (ignored.layers["dropout_probability"] != out.layers["dropout_probability"]).nnz
 
 
 def test_method_instance(counts_adata):

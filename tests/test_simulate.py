@@ -197,6 +197,34 @@ def test_presets_land_in_their_documented_zero_ranges(name):
     assert low <= info["zero_fraction_observed"] <= high
 
 
+@pytest.mark.parametrize("name", [n for n in sorted(PRESETS) if n.startswith("maskclass")])
+def test_maskclass_presets_zero_rate_follows_the_drawn_dropout(name):
+    """The MaskClass presets' wide observed-zero window (0.40–0.90) comes from the drawn
+    dropout parameters: each seed draws one midpoint and shape per unit from the paper's
+    U[1, 5] and U[-1.5, -0.5], and across seeds the observed-zero rate ranks as the
+    cell-weighted mean drawn midpoint (a later midpoint drops more). A simulator that
+    ignored the draws, or drew outside the ranges, fails here though it may stay inside
+    the window."""
+    from scipy.stats import spearmanr
+
+    from scfill.simulate.presets import MASKCLASS_MID, MASKCLASS_SHAPE
+
+    zeros, mids = [], []
+    for seed in range(6):
+        info = simulate(preset=name, n_cells=120, seed=seed).uns["simulation"]
+        mid, shape = (np.asarray(info["params"][k]) for k in ("dropout_mid", "dropout_shape"))
+        share = np.asarray(PRESETS[name].params["batch_cells"] if name.endswith("batch")
+                           else PRESETS[name].params["group_prob"], dtype=float)
+        share /= share.sum()  # the cells each unit's parameters apply to
+        assert mid.shape == shape.shape == share.shape
+        assert np.all((MASKCLASS_MID[0] <= mid) & (mid <= MASKCLASS_MID[1]))
+        assert np.all((MASKCLASS_SHAPE[0] <= shape) & (shape <= MASKCLASS_SHAPE[1]))
+        zeros.append(info["zero_fraction_observed"])
+        mids.append(float(share @ mid))
+    assert spearmanr(zeros, mids).statistic > 0.9
+    assert max(zeros) - min(zeros) > 0.1  # the draws move the rate
+
+
 def test_maskclass_batch_preset_scales_batches_and_draws_dropout_per_batch():
     adata = simulate(preset="maskclass-batch", n_cells=300, seed=5)
     params = adata.uns["simulation"]["params"]

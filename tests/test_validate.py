@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -113,3 +115,86 @@ def test_unknown_method(counts_adata):
 def test_unknown_device(counts_adata):
     with pytest.raises(InputError, match="unknown device 'tpu'"):
         _impute(counts_adata, device="tpu")
+
+
+@pytest.mark.parametrize(("layer", "key_added", "counts_layer"), [
+    ("counts", "counts", False),
+    ("dropout_probability", "imputed", False),
+    ("imputed_counts", "imputed", True),
+])
+def test_output_layer_never_replaces_the_input(counts_adata, layer, key_added, counts_layer):
+    """key_added equal to the input layer overwrote the user's counts (issue 18, defect 4)."""
+    counts_adata.layers[layer] = counts_adata.X.copy()
+    before = counts_adata.layers[layer].copy()
+    with pytest.raises(InputError, match=f"would replace the input layer '{layer}'"):
+        scfill.impute(counts_adata, "knn", layer=layer, key_added=key_added,
+                      counts_layer=counts_layer)
+    assert (counts_adata.layers[layer] != before).nnz == 0
+
+
+@pytest.mark.parametrize("n_top_genes", [0, -5, 2.5, "10"])
+def test_n_top_genes_checked(counts_adata, n_top_genes):
+    """0 used to impute every gene, a negative number to drop genes (defect 5)."""
+    with pytest.raises(InputError, match=re.escape(f"n_top_genes={n_top_genes!r}")):
+        _impute(counts_adata, n_top_genes=n_top_genes)
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 1.5, 1e20, "0", True])
+def test_seed_checked(counts_adata, seed):
+    """Seeds outside what numpy accepts, or not whole numbers (defects 11 and 13)."""
+    with pytest.raises(InputError, match=re.escape(f"seed={seed!r} is not a whole number")):
+        _impute(counts_adata, seed=seed)
+
+
+def test_largest_seed_accepted(counts_adata):
+    _impute(counts_adata, seed=2**32 - 1)
+
+
+def test_missing_layer_is_an_input_error(counts_adata):
+    """layer='nope' was a raw KeyError (defect 13)."""
+    with pytest.raises(InputError, match="layer 'nope' not found \\(layers: none\\)"):
+        _impute(counts_adata, layer="nope")
+
+
+def test_numpy_integer_parameter_accepted(counts_adata):
+    """params={'k': np.int64(5)} was refused as not an integer (defect 13)."""
+    out = _impute(counts_adata, params={"k": np.int64(5)})
+    assert out.uns["scfill"]["params"]["k"] == 5
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), np.float64("nan")])
+def test_non_finite_parameter_refused(value):
+    """NaN passed every range check (defect 7)."""
+    from scfill.utils import check_number
+
+    with pytest.raises(InputError, match="is not a finite number"):
+        check_number("p", value, low=0, high=1)
+    with pytest.raises(InputError, match="is not a finite number"):
+        check_number("lr", value, low=0, low_open=True)
+
+
+def test_labels_one_cell_per_group_refused(counts_adata):
+    """Cell ids as labels left cnnImpute nothing to impute, silently (defect 2)."""
+    counts_adata.obs["barcode"] = counts_adata.obs_names
+    with pytest.raises(InputError, match="120 distinct values for 120 cells.*identifier"):
+        _impute(counts_adata, labels_key="barcode")
+
+
+def test_continuous_labels_refused(counts_adata):
+    counts_adata.obs["score"] = np.linspace(0, 1, counts_adata.n_obs)
+    with pytest.raises(InputError, match="'score' holds non-integer numbers"):
+        _impute(counts_adata, labels_key="score")
+
+
+def test_integer_cluster_numbers_are_labels(counts_adata):
+    counts_adata.obs["cluster"] = counts_adata.obs["group"].astype(int).astype(float)
+    out = _impute(counts_adata, labels_key="cluster")
+    assert out.uns["scfill"]["labels"] == "obs['cluster']"
+
+
+def test_cnnimpute_warns_when_nothing_can_be_imputed(counts_adata, caplog):
+    """No zero above the dropout threshold: a warning, not a silent no-op (defect 2)."""
+    with caplog.at_level("WARNING", logger="scfill"):
+        scfill.impute(counts_adata, "cnnimpute", copy=True,
+                      params={"threshold": 1.0, "epochs": 1, "subset_size": 16})
+    assert "nothing will be imputed" in caplog.text

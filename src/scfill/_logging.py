@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,14 +24,31 @@ def set_verbosity(level: int | str = "INFO") -> None:
 
 
 def progress_enabled() -> bool:
-    """Progress bars show when scfill logs at INFO or below (CLI default, `--quiet` hides)."""
-    return logger.isEnabledFor(logging.INFO)
+    """Progress bars show when scfill logs at INFO or below (CLI default, `--quiet` hides)
+    and stderr is a terminal: in a log file or CI a bar would be redrawn into the log, so
+    there the training engine's one summary line per phase stands in for it."""
+    return logger.isEnabledFor(logging.INFO) and _is_terminal(sys.stderr)
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # replaced or closed stream
+        return False
+
+
+#: Format of the line :func:`timed` logs when a step starts (tests look for it).
+STARTED = "%s …"
 
 
 @contextmanager
 def timed(what: str) -> Iterator[None]:
-    """Log ``computing <what>`` and ``finished <what> (seconds)`` around a block."""
-    logger.info("computing %s", what)
+    """Log ``<what> …`` and ``finished <what> (seconds)`` around a block.
+
+    ``what`` reads as a step in progress: ``"fitting maskclass"``, ``"estimating dropout
+    probabilities (gamma_normal)"``.
+    """
+    logger.info(STARTED, what)
     start = time.perf_counter()
     yield
     logger.info("finished %s (%.2f s)", what, time.perf_counter() - start)

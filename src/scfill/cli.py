@@ -1,7 +1,10 @@
 """Command line: ``scfill impute | simulate | evaluate | benchmark | methods | demo``.
 
 Each subcommand is a pair of functions: ``_add_<name>_parser`` declares its arguments and
-``_run_<name>`` runs it. Bad input ends with a message on stderr and exit code 2.
+``_run_<name>`` runs it. Bad input ends with a message on stderr and exit code 2; paths are
+checked before torch, scanpy or anndata are imported, so ``--help`` and a wrong path answer
+at once. Ctrl-C and SIGTERM end a run with one line and exit code 128 + the signal number,
+leaving no partial output (:func:`scfill.io.atomic_path`).
 """
 
 from __future__ import annotations
@@ -9,21 +12,51 @@ from __future__ import annotations
 import argparse
 import inspect
 import logging
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from scfill._logging import logger, set_verbosity
-from scfill.errors import InputError, TrainingError
+from scfill.errors import InputError, Interrupted, TrainingError
 from scfill.external import tensorflow_env
+from scfill.paths import OUTPUT_SUFFIXES, check_input, check_output
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
+#: Largest seed numpy's legacy seeding accepts (as :data:`scfill.validate.MAX_SEED`; that
+#: module imports anndata, which the parser must not).
+MAX_SEED = 2**32 - 1
+#: Signals that stop a run cleanly.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _seed(text: str) -> int:
+    """argparse type of ``--seed``: a whole number in 0 .. 2**32 − 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number (use e.g. 0 or "
+                                         "42)") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{value} is out of range (use 0 to {MAX_SEED})")
+    return value
+
+
+def _add_verbosity_options(parser: argparse.ArgumentParser, *, default) -> None:
+    """``-q``/``-v``; a subcommand's copy defaults to SUPPRESS so it never resets the flags
+    given before the subcommand."""
+    parser.add_argument("-q", "--quiet", action="store_true", default=default,
+                        help="only warnings and errors, no progress bars")
+    parser.add_argument("-v", "--verbose", action="store_true", default=default,
+                        help="debug log lines and tracebacks (methods: also list parameters)")
 
 
 def _add_common_run_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by every subcommand that runs a method."""
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                         help="torch device (default auto: CUDA when present)")
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
@@ -46,8 +79,9 @@ def _add_impute_parser(sub) -> None:
                    "trying the candidates (default 900)")
     p.add_argument("--layer", help="h5ad layer holding the counts (default X)")
     p.add_argument("--labels-key", help="obs column of cell groups (default: pre-cluster)")
-    p.add_argument("--transpose", action="store_true",
-                   help="text input has cells as rows (default: genes x cells)")
+    p.add_argument("--transpose", action=argparse.BooleanOptionalAction, default=None,
+                   help="text input has cells as rows (--no-transpose: genes as rows; "
+                   "default: genes x cells unless the names say the rows are cells)")
     p.add_argument("--n-top-genes", type=int, help="impute only the most variable genes")
     p.add_argument("--counts", action="store_true", help="also write layer 'imputed_counts'")
     p.add_argument("--plots", metavar="DIR", help="also write figures of the result to DIR "
@@ -64,14 +98,13 @@ def _add_impute_parser(sub) -> None:
 
 
 def _run_impute(args: argparse.Namespace) -> int:
+    check_input(args.input)
+    output = check_output(args.output, force=args.force, suffixes=OUTPUT_SUFFIXES,
+                          inputs=[args.input])
     import scfill
     from scfill.pipeline import DEFAULT_METHOD, STREAM_CELLS, impute_to_file
     from scfill.utils import parse_param_strings
 
-    output = Path(args.output)
-    if output.exists() and not args.force:
-        raise InputError("output already exists.", fix="choose another path or pass --force.",
-                         source=str(output))
     if args.plots:
         scfill.pl.check_plot_folder(args.plots, force=args.force)
     _check_model_folder(args.save_model, force=args.force)
@@ -93,7 +126,8 @@ def _run_impute(args: argparse.Namespace) -> int:
     if args.save_model is not None and not method.can_save():
         raise InputError(f"method {method.name!r} cannot be saved.",
                          fix="drop --save-model (refit it on each dataset).")
-    adata = scfill.read(args.input, layer=args.layer, cells_axis=0 if args.transpose else None)
+    cells_axis = None if args.transpose is None else (0 if args.transpose else 1)
+    adata = scfill.read(args.input, layer=args.layer, cells_axis=cells_axis)
     options = {"labels_key": args.labels_key, "seed": args.seed, "device": args.device,
                "n_top_genes": args.n_top_genes, "counts_layer": args.counts,
                "dropout_layer": not args.no_dropout_layer}
@@ -138,8 +172,7 @@ def _check_model_folder(folder: str | None, *, force: bool) -> None:
 
 
 def _add_methods_parser(sub) -> None:
-    p = sub.add_parser("methods", help="list the imputation methods")
-    p.add_argument("-v", "--verbose", action="store_true", help="also list parameters")
+    sub.add_parser("methods", help="list the imputation methods (-v: with their parameters)")
 
 
 def _run_methods(args: argparse.Namespace) -> int:
@@ -147,7 +180,7 @@ def _run_methods(args: argparse.Namespace) -> int:
 
     for name, cls in sorted(registered().items()):
         print(f"{name:12s} {cls.description}")
-        if args.verbose:
+        if getattr(args, "verbose", False):
             for pname, param in inspect.signature(cls.__init__).parameters.items():
                 if pname != "self":
                     print(f"{'':14s}{pname}={param.default!r}")
@@ -179,6 +212,10 @@ def _add_evaluate_parser(sub) -> None:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
+    if not args.dataset.startswith("preset:"):
+        check_input(args.dataset)
+    output = check_output(args.output, force=args.force, suffixes=(".csv",),
+                          inputs=[args.dataset])
     import scfill
     from scfill.evaluate.run import (
         evaluate_repeats,
@@ -189,10 +226,6 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from scfill.io import atomic_path
     from scfill.utils import parse_param_strings
 
-    output = Path(args.output)
-    if output.exists() and not args.force:
-        raise InputError("output already exists.", fix="choose another path or pass --force.",
-                         source=str(output))
     params = parse_param_strings(scfill.get_method(args.method), args.param)
     adata, name = load_dataset(args.dataset, seed=args.seed, n_cells=args.cells,
                                n_genes=args.genes)
@@ -214,11 +247,15 @@ def _add_demo_parser(sub) -> None:
     p.add_argument("--method", default=None, help="method (default: the default method)")
     p.add_argument("--cells", type=int, default=1000)
     p.add_argument("--genes", type=int, default=500)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--force", action="store_true", help="overwrite an existing folder")
 
 
 def _run_demo(args: argparse.Namespace) -> int:
+    out = check_output(args.out, folder=True)
+    if out.exists() and not args.force:
+        raise InputError("demo folder already exists.", fix="pass --force or --out DIR.",
+                         source=str(out))
     from scfill.demo import run_demo
 
     report = run_demo(args.out, method=args.method, n_cells=args.cells, n_genes=args.genes,
@@ -242,7 +279,7 @@ def _add_simulate_parser(sub) -> None:
     p.add_argument("--dropout-mid", type=_floats, help="dropout midpoint(s), comma-separated")
     p.add_argument("--dropout-shape", type=_floats, help="dropout shape(s), comma-separated")
     p.add_argument("--de-prob", type=_floats, help="DE probability (one, or one per group)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
 
 
@@ -255,12 +292,9 @@ def _floats(text: str) -> tuple[float, ...]:
 
 
 def _run_simulate(args: argparse.Namespace) -> int:
+    output = check_output(args.output, force=args.force, suffixes=OUTPUT_SUFFIXES)
     import scfill
 
-    output = Path(args.output)
-    if output.exists() and not args.force:
-        raise InputError("output already exists.", fix="choose another path or pass --force.",
-                         source=str(output))
     params = {name: value for name, value in (
         ("group_prob", args.groups), ("dropout_type", args.dropout_type),
         ("dropout_mid", args.dropout_mid), ("dropout_shape", args.dropout_shape),
@@ -302,7 +336,7 @@ def _add_benchmark_parser(sub) -> None:
     p.add_argument("--threads", type=int, help="threads per run (default: inherit)")
     p.add_argument("--umap-dataset", help="dataset shown as UMAPs (default: the first; "
                    "'none' for no UMAPs)")
-    p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="base seed (default 0)")
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"),
                    help="torch device of the methods (default cpu)")
     p.add_argument("--param", action="append", default=[], metavar="METHOD.KEY=VALUE",
@@ -315,6 +349,7 @@ def _add_benchmark_parser(sub) -> None:
 
 
 def _run_benchmark(args: argparse.Namespace) -> int:
+    check_output(args.out, folder=True)
     import shlex
 
     import scfill
@@ -364,32 +399,109 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="scfill", description="Recover dropout events in "
                                      "single-cell RNA-seq data.")
+    _add_verbosity_options(parser, default=False)
     parser.add_argument("--version", action="version", version=f"scfill {__version__}")
-    parser.add_argument("-q", "--quiet", action="store_true",
-                        help="only warnings and errors, no progress bars")
     sub = parser.add_subparsers(dest="command", required=True)
     for add_parser, _ in SUBCOMMANDS.values():
         add_parser(sub)
+    for subparser in sub.choices.values():  # -q/-v after any subcommand too
+        _add_verbosity_options(subparser, default=argparse.SUPPRESS)
     return parser
 
 
+@contextmanager
+def _stop_signals_raise() -> Iterator[None]:
+    """While running, SIGINT and SIGTERM raise :class:`Interrupted` (once), so every
+    ``finally`` runs and the temporary output is removed; later signals are ignored while
+    that cleanup runs. The previous handlers come back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers; signals go to it anyway
+        return
+    raised = []
+
+    def handler(signum: int, frame) -> None:
+        if not raised:
+            raised.append(signum)
+            raise Interrupted(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _is_out_of_memory(err: BaseException) -> bool:
+    """A CUDA (or other torch device) out-of-memory error, without importing torch."""
+    return type(err).__name__ == "OutOfMemoryError" or "out of memory" in str(err).lower()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit code (0 ok, 1 failure, 2 bad input)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    set_verbosity(logging.WARNING if args.quiet else logging.INFO)
+    """Run the command line; return the exit code (0 ok, 1 failure, 2 bad input,
+    128 + signal number when interrupted)."""
+    with _stop_signals_raise():
+        command, output, before = "scfill", None, None
+        try:
+            try:
+                args = build_parser().parse_args(argv)
+            except SystemExit as done:  # --help, --version, or a usage error (code 2)
+                return int(done.code or 0)
+            command, output = f"scfill {args.command}", getattr(args, "output", None)
+            before = _identity(output)
+            verbose = args.verbose and not args.quiet
+            set_verbosity(logging.DEBUG if verbose else
+                          logging.WARNING if args.quiet else logging.INFO)
+            return _run(args, command, verbose)
+        except KeyboardInterrupt as err:
+            signum = err.signum if isinstance(err, Interrupted) else int(signal.SIGINT)
+            name = signal.Signals(signum).name
+            if output is not None and _identity(output) not in (None, before):
+                # the signal came in the last instant, after the output was put in place
+                print(f"{command}: interrupted ({name}) after {output} was complete.",
+                      file=sys.stderr)
+            else:
+                print(f"{command}: interrupted ({name}); stopped.", file=sys.stderr)
+            return 128 + signum
+
+
+def _identity(path: str | None) -> tuple[int, int] | None:
+    """(inode, mtime) of the file at ``path``, or None when there is none."""
+    try:
+        info = Path(path).stat() if path is not None else None
+    except OSError:
+        return None
+    return None if info is None or not Path(path).is_file() else (info.st_ino,
+                                                                   info.st_mtime_ns)
+
+
+def _run(args: argparse.Namespace, command: str, verbose: bool) -> int:
+    """The subcommand, with every expected failure turned into one line and an exit code."""
     try:
         return SUBCOMMANDS[args.command][1](args)
     except InputError as err:
-        print(f"scfill {args.command}: error: {err}", file=sys.stderr)
+        print(f"{command}: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except TrainingError as err:
-        print(f"scfill {args.command}: training failed: {err}", file=sys.stderr)
+        print(f"{command}: training failed: {err}", file=sys.stderr)
         return EXIT_FAILED
-    except MemoryError:
-        logger.exception("out of memory")
-        print(f"scfill {args.command}: out of memory; try fewer cells, --n-top-genes, or a "
-              "smaller batch size.", file=sys.stderr)
+    except (MemoryError, RuntimeError) as err:
+        if isinstance(err, RuntimeError) and not _is_out_of_memory(err):
+            raise
+        if verbose:
+            logger.exception("out of memory")
+        if isinstance(err, MemoryError):
+            print(f"{command}: out of memory. Try fewer cells, fewer genes (--n-top-genes) or "
+                  "a smaller batch (--param batch_size=...).", file=sys.stderr)
+        else:
+            print(f"{command}: out of device memory ({str(err).splitlines()[0]}). Try a "
+                  "smaller batch (--param batch_size=...), fewer genes (--n-top-genes), or "
+                  "--device cpu.", file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as err:
+        if verbose:
+            logger.exception("system error")
+        print(f"{command}: error: {err}", file=sys.stderr)
         return EXIT_FAILED
 
 

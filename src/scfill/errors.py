@@ -44,3 +44,12 @@ class TrainingError(ScfillError, RuntimeError):
 
 class NotFittedError(InputError):
     """A model was asked to predict or be saved before it was fitted (or loaded)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM (or SIGINT) under the command line: raised like Ctrl-C's KeyboardInterrupt
+    so that cleanup runs, and carrying the signal number."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        super().__init__(f"interrupted by signal {signum}")

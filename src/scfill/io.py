@@ -2,13 +2,17 @@
 
 Every reader returns an :class:`~anndata.AnnData` with cells as observations and the counts
 in ``X`` as a CSR matrix. Readers check what can go wrong with the file itself (missing,
-unreadable, truncated, unknown format); :mod:`scfill.validate` checks the values.
+unreadable, truncated, unknown format, orientation of a text table); :mod:`scfill.validate`
+checks the values. Paths are checked by :mod:`scfill.paths` before anything is read or
+written.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
+import re
+import secrets
+import stat
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,22 +25,14 @@ import scipy.sparse as sp
 
 from scfill._logging import logger
 from scfill.errors import InputError
+from scfill.paths import OUTPUT_SUFFIXES, check_input, check_output, suffix
+from scfill.validate import validate_names
 
 #: On disk, a layer is stored dense when more than this fraction of its entries is non-zero:
 #: dense float32 takes 4 bytes an entry, CSR 8 (value and column index) a stored entry.
 DENSE_ABOVE = 0.5
 #: Entries per HDF5 chunk of a dense layer (float32: 1 MiB, a good size for gzip).
 CHUNK_ENTRIES = 1 << 18
-CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz")
-FORMATS = "h5ad, 10x .h5, a 10x Matrix Market folder (matrix.mtx[.gz]), .csv, .tsv or .txt"
-
-
-def _suffix(path: Path) -> str:
-    name = path.name.lower()
-    for suffix in (*CSV_SUFFIXES, ".h5ad", ".h5", ".mtx", ".mtx.gz"):
-        if name.endswith(suffix):
-            return suffix
-    return path.suffix.lower()
 
 
 def read(
@@ -51,50 +47,44 @@ def read(
     ----------
     path
         An ``.h5ad`` file, a 10x ``.h5`` file, a 10x Matrix Market folder (or its
-        ``matrix.mtx[.gz]``), or a delimited text file (``.csv``, ``.tsv``, ``.txt``,
-        optionally gzipped) with names in the first row and column.
+        ``matrix.mtx[.gz]``; the tables may be gzipped or plain), or a delimited text file
+        (``.csv``, ``.tsv``, ``.txt``, optionally gzipped) with names in the first row and
+        column.
     layer
         For ``.h5ad``: read this layer instead of ``X`` (it becomes ``X``; the original
         ``X`` is dropped).
     cells_axis
-        For text files: 1 (default) when cells are columns (genes × cells, as scImpute,
-        SAVER and DCA take), 0 when cells are rows. The orientation is recorded in
+        For text files: 1 when cells are columns (genes × cells, as scImpute, SAVER and DCA
+        take), 0 when cells are rows. None (default): genes × cells, unless the names say
+        clearly that the rows are cells (barcodes, ``cell…``; columns of Ensembl ids or
+        ``gene…``), which is then logged as a warning. The orientation is recorded in
         ``uns["scfill_input"]`` so that :func:`write` gives CSV back the same way.
 
     Raises
     ------
     InputError
-        Missing, unreadable or truncated file, unknown format, or a missing layer.
+        Missing, unreadable or truncated file, unknown format, a missing layer, or
+        duplicate names in a text table.
     """
-    path = Path(path)
-    if not path.exists():
-        raise InputError("file not found.", fix="check the path (it is relative to the "
-                         f"current directory {Path.cwd()}).", source=str(path))
-    if path.is_dir():
-        adata = _read_10x_folder(path)
-    else:
-        suffix = _suffix(path)
-        if not os.access(path, os.R_OK):
-            raise InputError("file is not readable (permission denied).",
-                             fix="check the file's permissions.", source=str(path))
-        if path.stat().st_size == 0:
-            raise InputError("file is empty (0 bytes).", fix="check that the file was "
-                             "copied or downloaded completely.", source=str(path))
-        if suffix == ".h5ad":
-            adata = _read_h5ad(path, layer)
-        elif suffix == ".h5":
-            adata = _guard(path, lambda: _scanpy().read_10x_h5(path))
-        elif suffix in (".mtx", ".mtx.gz"):
-            adata = _read_10x_folder(path.parent)
-        elif suffix in CSV_SUFFIXES:
-            adata = _read_text(path, 1 if cells_axis is None else cells_axis)
-        else:
-            raise InputError(f"unknown file format {suffix or '(no extension)'!r}.",
-                             fix=f"give one of: {FORMATS}.", source=str(path))
-    if layer is not None and path.suffix.lower() != ".h5ad":
+    path = check_input(path)
+    if cells_axis not in (None, 0, 1):
+        raise InputError(f"cells_axis={cells_axis!r} is not 0, 1 or None.",
+                         fix="give 0 (cells are rows), 1 (cells are columns) or None.")
+    kind = "folder" if path.is_dir() else suffix(path)
+    if layer is not None and kind != ".h5ad":
         raise InputError("layer= applies to .h5ad files only.", fix="drop --layer.",
                          source=str(path))
-    adata.X = _as_csr(adata.X)
+    if kind == "folder":
+        adata = _read_10x_folder(path)
+    elif kind == ".h5ad":
+        adata = _read_h5ad(path, layer)
+    elif kind == ".h5":
+        adata = _guard(path, lambda: _scanpy().read_10x_h5(path))
+    elif kind in (".mtx", ".mtx.gz"):
+        adata = _read_10x_folder(path.parent)
+    else:
+        adata = _read_text(path, cells_axis)
+    adata.X = _as_csr(adata.X, path)
     adata.uns.setdefault("scfill_input", {})
     adata.uns["scfill_input"].update({"path": str(path), "layer": layer or "X"})
     logger.info("read %s: %d cells x %d genes", path, adata.n_obs, adata.n_vars)
@@ -129,28 +119,65 @@ def _read_h5ad(path: Path, layer: str | None) -> ad.AnnData:
                              fix="name an existing layer, or drop --layer to read X.",
                              source=str(path))
         adata.X = adata.layers[layer]
+    elif adata.X is None:
+        raise InputError(f"the file has no X matrix (layers: {', '.join(adata.layers) or 'none'}).",
+                         fix="read the counts from a layer with --layer NAME (layer=NAME).",
+                         source=str(path))
     return adata
 
 
+#: File names of a 10x Matrix Market folder, in order of preference.
+TENX_MATRIX = ("matrix.mtx.gz", "matrix.mtx")
+TENX_FEATURES = ("features.tsv.gz", "features.tsv", "genes.tsv.gz", "genes.tsv")
+TENX_BARCODES = ("barcodes.tsv.gz", "barcodes.tsv")
+#: Feature type kept from a v3 features table (as Cell Ranger and scanpy's ``gex_only``).
+GENE_EXPRESSION = "Gene Expression"
+
+
 def _read_10x_folder(folder: Path) -> ad.AnnData:
+    """Read matrix.mtx, features.tsv (or genes.tsv) and barcodes.tsv, gzipped or plain."""
     names = {p.name for p in folder.iterdir()}
-    if not names & {"matrix.mtx", "matrix.mtx.gz"}:
-        raise InputError("folder has no matrix.mtx or matrix.mtx.gz.",
-                         fix="point to a 10x Matrix Market folder (matrix.mtx[.gz], "
-                         "features.tsv[.gz] or genes.tsv, barcodes.tsv[.gz]).",
-                         source=str(folder))
-    if not names & {"features.tsv.gz", "features.tsv", "genes.tsv", "genes.tsv.gz"}:
-        raise InputError("folder has matrix.mtx but no features.tsv[.gz] or genes.tsv.",
-                         fix="add the gene table that came with the matrix.", source=str(folder))
-    if not names & {"barcodes.tsv", "barcodes.tsv.gz"}:
-        raise InputError("folder has matrix.mtx but no barcodes.tsv[.gz].",
-                         fix="add the barcode table that came with the matrix.",
-                         source=str(folder))
-    return _guard(folder, lambda: _scanpy().read_10x_mtx(folder, var_names="gene_symbols",
-                                                         make_unique=False, cache=False))
+
+    def find(candidates: tuple[str, ...], problem: str, fix: str) -> Path:
+        found = next((name for name in candidates if name in names), None)
+        if found is None:
+            raise InputError(problem, fix=fix, source=str(folder))
+        return folder / found
+
+    matrix = find(TENX_MATRIX, "folder has no matrix.mtx or matrix.mtx.gz.",
+                  "point to a 10x Matrix Market folder (matrix.mtx[.gz], features.tsv[.gz] "
+                  "or genes.tsv[.gz], barcodes.tsv[.gz]).")
+    features = find(TENX_FEATURES, "folder has matrix.mtx but no features.tsv[.gz] or "
+                    "genes.tsv[.gz].", "add the gene table that came with the matrix.")
+    barcodes = find(TENX_BARCODES, "folder has matrix.mtx but no barcodes.tsv[.gz].",
+                    "add the barcode table that came with the matrix.")
+    import scipy.io
+
+    counts = _guard(matrix, lambda: sp.csr_matrix(scipy.io.mmread(matrix).T,
+                                                  dtype=np.float32))
+    genes = _guard(features, lambda: pd.read_csv(features, sep="\t", header=None, dtype=str,
+                                                 keep_default_na=False))
+    cells = _guard(barcodes, lambda: pd.read_csv(barcodes, sep="\t", header=None, dtype=str,
+                                                 keep_default_na=False))
+    if counts.shape != (len(cells), len(genes)):
+        raise InputError(f"{matrix.name} is {counts.shape[1]} genes x {counts.shape[0]} cells "
+                         f"but {features.name} lists {len(genes)} genes and {barcodes.name} "
+                         f"{len(cells)} barcodes.", fix="use the three files of one run "
+                         "together.", source=str(folder))
+    symbols = genes[1] if genes.shape[1] > 1 else genes[0]
+    var = pd.DataFrame({"gene_ids": genes[0].to_numpy()}, index=pd.Index(symbols, dtype=str))
+    if genes.shape[1] > 2:
+        var["feature_types"] = genes[2].to_numpy()
+    adata = ad.AnnData(counts, obs=pd.DataFrame(index=pd.Index(cells[0], dtype=str)), var=var)
+    if "feature_types" in var and (var["feature_types"] != GENE_EXPRESSION).any():
+        keep = (var["feature_types"] == GENE_EXPRESSION).to_numpy()
+        logger.info("keeping the %d %r features of %d", int(keep.sum()), GENE_EXPRESSION,
+                    var.shape[0])
+        adata = adata[:, keep].copy()
+    return adata
 
 
-def _read_text(path: Path, cells_axis: int) -> ad.AnnData:
+def _read_text(path: Path, cells_axis: int | None) -> ad.AnnData:
     sep = "\t" if ".tsv" in path.name.lower() or ".txt" in path.name.lower() else ","
     frame = _guard(path, lambda: pd.read_csv(path, sep=sep, index_col=0))
     if frame.shape[0] == 0 or frame.shape[1] == 0:
@@ -163,44 +190,120 @@ def _read_text(path: Path, cells_axis: int) -> ad.AnnData:
                          f"{non_numeric[0]!r}); the file may use another separator or hold "
                          "annotation columns.", fix=f"keep only counts, separated by {sep!r}.",
                          source=str(path))
+    frame.columns = _header_names(path, sep, frame.shape[1], frame.columns)
+    if cells_axis is None:
+        cells_axis = _guess_cells_axis(frame, path)
     values = sp.csr_matrix(frame.to_numpy(dtype=np.float64))
+    rows = pd.DataFrame(index=frame.index.astype(str))
+    columns = pd.DataFrame(index=frame.columns.astype(str))
     if cells_axis == 1:
-        adata = ad.AnnData(sp.csr_matrix(values.T),
-                           obs=pd.DataFrame(index=frame.columns.astype(str)),
-                           var=pd.DataFrame(index=frame.index.astype(str)))
+        adata = ad.AnnData(sp.csr_matrix(values.T), obs=columns, var=rows)
     else:
-        adata = ad.AnnData(values, obs=pd.DataFrame(index=frame.index.astype(str)),
-                           var=pd.DataFrame(index=frame.columns.astype(str)))
+        adata = ad.AnnData(values, obs=rows, var=columns)
+    validate_names(adata, source=str(path))
     adata.uns["scfill_input"] = {"cells_axis": int(cells_axis), "sep": sep}
     return adata
 
 
-def _as_csr(matrix) -> sp.csr_matrix:
+def _header_names(path: Path, sep: str, n_columns: int, parsed: pd.Index) -> pd.Index:
+    """The column names as written (pandas renames a repeated name ``A`` to ``A.1``)."""
+    first = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str,
+                        keep_default_na=False).iloc[0].tolist()
+    if len(first) == n_columns + 1:
+        return pd.Index(first[1:])
+    if len(first) == n_columns:  # no label above the row names (R's write.table)
+        return pd.Index(first)
+    return parsed
+
+
+#: Names that say "cell": 10x/Drop-seq barcodes (8+ bases, optional -1 suffix) or cell….
+CELL_NAME = re.compile(r"^([ACGTN]{8,}([-_.]?\d+)?|cell.*)$", re.IGNORECASE)
+#: Names that say "gene": Ensembl gene ids, gene…, mitochondrial and ribosomal genes.
+GENE_NAME = re.compile(r"^(ENS[A-Z]*G\d{6,}(\.\d+)?|gene.*|mt-.+|rp[ls]\d+[a-z]?)$",
+                       re.IGNORECASE)
+#: Share of (up to NAMES_LOOKED_AT) names that must match to call an axis cells or genes.
+NAME_SHARE = 0.5
+NAMES_LOOKED_AT = 200
+
+
+def _kind_of_names(names: pd.Index) -> str | None:
+    """"cells", "genes" or None (cannot tell) from what the names look like."""
+    shown = [str(name) for name in names[:NAMES_LOOKED_AT]]
+    cells = sum(bool(CELL_NAME.match(name)) for name in shown) / len(shown)
+    genes = sum(bool(GENE_NAME.match(name)) for name in shown) / len(shown)
+    if cells >= NAME_SHARE and cells > genes:
+        return "cells"
+    if genes >= NAME_SHARE and genes > cells:
+        return "genes"
+    return None
+
+
+def _guess_cells_axis(frame: pd.DataFrame, path: Path) -> int:
+    """1 (genes × cells, the default) unless the names say the rows are cells."""
+    rows, columns = _kind_of_names(frame.index), _kind_of_names(frame.columns)
+    shape = f"{frame.shape[0]} rows x {frame.shape[1]} columns"
+    if (rows == "cells" or columns == "genes") and "genes" != rows and "cells" != columns:
+        logger.warning("%s: the rows look like cells (e.g. %r) and the columns like genes "
+                       "(e.g. %r), %s: reading cells as rows. If that is wrong, give "
+                       "--no-transpose (cells_axis=1).", path, str(frame.index[0]),
+                       str(frame.columns[0]), shape)
+        return 0
+    logger.info("%s: reading genes as rows and cells as columns (%s); give --transpose "
+                "(cells_axis=0) if the cells are the rows.", path, shape)
+    return 1
+
+
+def _as_csr(matrix, path: Path) -> sp.csr_matrix:
     if sp.issparse(matrix):
         return matrix.tocsr() if matrix.format != "csr" else matrix
-    return sp.csr_matrix(np.asarray(matrix))
+    dense = np.asarray(matrix)
+    if not (np.issubdtype(dense.dtype, np.number) or dense.dtype == bool):
+        raise InputError(f"the matrix holds values of type {dense.dtype}, not numbers.",
+                         fix="give a numeric count matrix.", source=str(path))
+    return sp.csr_matrix(dense)
 
 
 @contextmanager
-def atomic_path(target: str | os.PathLike, *, force: bool = False) -> Iterator[str]:
+def atomic_path(
+    target: str | os.PathLike,
+    *,
+    force: bool = False,
+    inputs: Iterable[str | os.PathLike | None] = (),
+) -> Iterator[str]:
     """Give a temporary path next to ``target``; move it onto ``target`` only on success.
 
-    A crash leaves ``target`` as it was. Without ``force`` an existing ``target`` is
-    refused before anything is written.
+    The path is checked first (:func:`scfill.paths.check_output`; an existing ``target``
+    needs ``force``, ``inputs`` are refused as targets). Whatever ends the block early (an
+    error, Ctrl-C, or SIGTERM under the command line, which raises
+    :class:`~scfill.errors.Interrupted`) leaves ``target`` as it was, removes the temporary
+    file and the folders created for it. The result gets the permissions a new file gets
+    under the user's umask (or keeps those of the file it replaces).
     """
-    target = Path(target)
-    if target.exists() and not force:
-        raise InputError("output already exists.", fix="choose another path or pass "
-                         "--force (force=True) to overwrite it.", source=str(target))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
+    target = check_output(target, force=force, inputs=inputs)
+    created = [p for p in target.absolute().parents if not p.exists()]
+    # the name is fixed before the file exists, so an interrupt at any point is cleaned up
+    tmp = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
     try:
-        yield tmp
+        target.parent.mkdir(parents=True, exist_ok=True)
+        yield str(tmp)
+        os.chmod(tmp, _new_file_mode(target))
         os.replace(tmp, target)
     finally:
-        if os.path.exists(tmp):
+        if os.path.lexists(tmp):
             os.remove(tmp)
+        if not target.exists():
+            for folder in created:  # innermost first
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
+
+
+def _new_file_mode(target: Path) -> int:
+    """Permissions for ``target``: those of the file it replaces, else 0o666 minus umask."""
+    if target.exists():
+        return stat.S_IMODE(target.stat().st_mode)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def write(
@@ -219,19 +322,20 @@ def write(
     path
         ``.h5ad`` writes everything (layers, ``uns``). ``.csv``/``.tsv`` write one matrix,
         in the orientation the input was read in (genes × cells unless it was read with
-        ``cells_axis=0``).
+        ``cells_axis=0``). Never the file ``adata`` was read from.
     layer
         For text output: which matrix (default ``"imputed"`` when present, else ``X``).
     force
         Overwrite an existing file.
     """
-    path = Path(path)
-    suffix = _suffix(path)
-    if suffix not in (".h5ad", *CSV_SUFFIXES):
-        raise InputError(f"unknown output format {suffix or '(no extension)'!r}.",
-                         fix="use .h5ad, .csv or .tsv.", source=str(path))
-    with atomic_path(path, force=force) as tmp:
-        if suffix == ".h5ad":
+    source = adata.uns.get("scfill_input", {}).get("path")
+    path = check_output(path, force=force, suffixes=OUTPUT_SUFFIXES, inputs=[source])
+    if layer is not None and layer not in adata.layers:
+        raise InputError(f"layer {layer!r} not found (layers: "
+                         f"{', '.join(adata.layers) or 'none'}).",
+                         fix="name an existing layer.", source=str(path))
+    with atomic_path(path, force=force, inputs=[source]) as tmp:
+        if suffix(path) == ".h5ad":
             adata.write_h5ad(tmp, compression="gzip")
         else:
             _write_text(adata, tmp, path, layer)
@@ -272,7 +376,7 @@ def write_h5ad_blocks(
     import h5py
 
     path = Path(path)
-    if _suffix(path) != ".h5ad":
+    if suffix(path) != ".h5ad":
         raise InputError("streamed output must be .h5ad.", fix="use a .h5ad output.",
                          source=str(path))
     with atomic_path(path, force=force) as tmp:

@@ -25,9 +25,11 @@ from scfill.combine import combine
 from scfill.errors import InputError
 from scfill.io import write_h5ad_blocks
 from scfill.methods.base import Method, PreparedData, get
+from scfill.paths import check_output
 from scfill.preparation import prepare
 from scfill.preprocess import COMMON_SPACE
 from scfill.utils import plain
+from scfill.validate import validate_impute_options
 
 #: The method used when none is named (``scfill impute``, ``scfill demo``).
 DEFAULT_METHOD = "maskclass"
@@ -114,7 +116,8 @@ def impute(
     """
     start = time.perf_counter()
     adata = adata.copy() if copy else adata
-    model, data, refit, selection = _fit(adata, method, params, layer=layer,
+    model, data, refit, selection = _fit(adata, method, params, key_added=key_added,
+                                         counts_layer=counts_layer, layer=layer,
                                          labels_key=labels_key, n_top_genes=n_top_genes,
                                          seed=seed, device=device)
     with timed(f"reconstructing with {model.name}"):
@@ -155,11 +158,9 @@ def impute_to_file(
     ``labels_key``, ``seed``, ``device``, ``n_top_genes``), are those of :func:`impute`.
     """
     start = time.perf_counter()
-    path = Path(path)
-    if path.exists() and not force:
-        raise InputError("output already exists.", fix="choose another path or pass "
-                         "--force (force=True) to overwrite it.", source=str(path))
-    model, data, refit, selection = _fit(adata, method, params, **options)
+    path = check_output(path, force=force, suffixes=(".h5ad",))
+    model, data, refit, selection = _fit(adata, method, params, key_added=key_added,
+                                         counts_layer=counts_layer, **options)
     _write_clusters(adata, data)
     blocks = output_blocks(model, data, key_added=key_added, dropout_layer=dropout_layer,
                            counts_layer=counts_layer)
@@ -176,10 +177,15 @@ def impute_to_file(
     return path
 
 
-def _fit(adata: ad.AnnData, method: str | Method, params: Mapping[str, Any] | None, **options
-         ) -> tuple[Method, PreparedData, bool, Any]:
+def _fit(adata: ad.AnnData, method: str | Method, params: Mapping[str, Any] | None, *,
+         key_added: str, counts_layer: bool, **options) -> tuple[Method, PreparedData, bool, Any]:
     """The method (fitted here unless it already was), the prepared data, whether it was
-    fitted here, and the selection of ``method="auto"`` (else None)."""
+    fitted here, and the selection of ``method="auto"`` (else None). The options are
+    checked first, before any work."""
+    source = adata.uns.get("scfill_input", {}).get("path") if "scfill_input" in adata.uns else None
+    validate_impute_options(adata, layer=options.get("layer"), key_added=key_added,
+                            n_top_genes=options.get("n_top_genes"), seed=options.get("seed", 0),
+                            counts_layer=counts_layer, source=source)
     selection = None
     if isinstance(method, str) and method.lower() == "auto":  # choose on held-out data
         from scfill.select import select_method

@@ -178,7 +178,7 @@ def prepare(
     if model is not None and model.dropout_model is not None:
         from scfill.dropout import estimate
 
-        with timed(f"dropout model ({model.dropout_model})"):
+        with timed(f"estimating dropout probabilities ({model.dropout_model})"):
             options = model.dropout_options() if isinstance(model, Method) else {}
             data.dropout = estimate(model.dropout_model, data.counts, data.library_size,
                                     labels=data.labels, **options)

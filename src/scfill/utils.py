@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import math
+import numbers
 from collections.abc import Iterable, Mapping
 from types import ModuleType
 from typing import Any
@@ -23,14 +25,22 @@ from scfill.errors import InputError, MissingDependency
 def check_number(
     name: str, value: Any, *, integer: bool = False, low: float | None = None,
     high: float | None = None, low_open: bool = False, method: str = "",
+    allow_inf: bool = False,
 ) -> None:
-    """Raise :class:`InputError` unless ``value`` is a number in the given range."""
+    """Raise :class:`InputError` unless ``value`` is a number in the given range.
+
+    numpy scalars count as numbers (``np.int64(5)`` is an integer). NaN never passes;
+    infinity only with ``allow_inf`` (for a parameter where it means "no limit").
+    """
     kind = "an integer" if integer else "a number"
-    ok_type = (isinstance(value, int) if integer else isinstance(value, int | float))
+    ok_type = isinstance(value, numbers.Integral if integer else numbers.Real)
     where = f"{method}: " if method else ""
     if isinstance(value, bool) or not ok_type:
         raise InputError(f"{where}parameter {name}={value!r} must be {kind}.",
                          fix=f"pass {name} as {kind}.")
+    if math.isnan(value) or (math.isinf(value) and not allow_inf):
+        raise InputError(f"{where}parameter {name}={value!r} is not a finite number.",
+                         fix=f"pass {name} as a finite number.")
     too_low = low is not None and (value <= low if low_open else value < low)
     too_high = high is not None and value > high
     if too_low or too_high:
@@ -100,9 +110,10 @@ def _coerce(key: str, raw: str, default: Any) -> Any:
 def plain(value: Any, *, h5ad: bool = False) -> Any:
     """``value`` with numpy scalars/arrays and tuples turned into plain JSON types.
 
-    With ``h5ad``, also what an h5ad ``uns`` cannot store: None becomes ``"None"``, a list
-    holding mappings becomes a mapping keyed ``"0"``, ``"1"``, ..., and a list mixing
-    types becomes a list of strings.
+    With ``h5ad``, also what an h5ad ``uns`` cannot store: None becomes ``"None"``, and a
+    list is kept as a list only when its items are all numbers, all strings or all booleans
+    (h5ad writes it as one array); any other list (of mappings, of lists, mixed) becomes a
+    mapping keyed by position (``"0"``, ``"1"``, ...), which h5ad writes as a group.
     """
     if isinstance(value, Mapping):
         return {str(k): plain(v, h5ad=h5ad) for k, v in value.items()}
@@ -111,11 +122,11 @@ def plain(value: Any, *, h5ad: bool = False) -> Any:
                                                else value)]
         if not h5ad:
             return items
-        if any(isinstance(v, Mapping | list) for v in items):
-            return {str(i): v for i, v in enumerate(items)}
-        kinds = {float if isinstance(v, int | float) and not isinstance(v, bool) else type(v)
-                 for v in items}
-        return [str(v) for v in items] if len(kinds) > 1 else items
+        numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in items)
+        if numbers or all(isinstance(v, str) for v in items) or \
+                all(isinstance(v, bool) for v in items):
+            return items
+        return {str(i): v for i, v in enumerate(items)}
     if isinstance(value, np.generic):
         return value.item()
     if value is None:

@@ -61,7 +61,9 @@ def _run_lines(folder: Path, root: Path) -> list[str]:
 
 
 def _speed_lines(speed_csv: Path, root: Path) -> list[str]:
-    speed = pd.read_csv(speed_csv).dropna(subset=["runtime_s"]).set_index("method")
+    table = pd.read_csv(speed_csv)
+    stopped = table.loc[table["runtime_s"].isna(), "method"].tolist()
+    speed = table.dropna(subset=["runtime_s"]).set_index("method")
     if speed.empty:
         return []
     link = speed_csv.with_suffix(".md").relative_to(root).as_posix()
@@ -71,6 +73,7 @@ def _speed_lines(speed_csv: Path, root: Path) -> list[str]:
         ratios = ", ".join(f"{row.runtime_s / speed.loc[m, 'runtime_s']:.2g} × {m}"
                            for m in references if m != method)
         parts.append(f"{method} {row.runtime_s:.1f} s" + (f" ({ratios})" if ratios else ""))
+    parts += [f"{method} stopped at the time limit" for method in stopped]
     load = f"{speed['load_before'].iloc[0]:.1f}–{speed['load_after'].iloc[0]:.1f}"
     return [f"- [Speed at 5,000 × 2,000]({link}), each method at its defaults, all in one "
             f"run on the shared 2-core machine (load average {load}): " + "; ".join(parts)

@@ -400,7 +400,7 @@ def dropout_probability(
     zero_prob = np.zeros(shape, dtype=np.float32)
     converged = np.zeros(shape, dtype=bool)
     iterations = np.zeros(shape, dtype=np.int32)
-    with timed(f"Gamma–Normal dropout model ({names.size} groups × {n_genes} genes)"):
+    with timed(f"fitting the Gamma–Normal dropout model ({names.size} groups × {n_genes} genes)"):
         for k in range(names.size):
             group = values[np.flatnonzero(codes == k)].tocsc()
             for start in range(0, n_genes, gene_chunk):

@@ -262,5 +262,5 @@ def dropout_probability(
     if labels is not None:
         logger.info("ZINB dropout model: labels ignored (one model over all cells)")
     counts = sp.csr_matrix(counts)
-    with timed("ZINB biozero model"):
+    with timed("fitting the ZINB biozero model"):
         return ZinbDropout(counts, fit_zinb(counts, library_size, **options))

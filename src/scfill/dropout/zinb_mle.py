@@ -472,7 +472,7 @@ def dropout_probability(
         ``ml_dispersion``, ``zero_inflation``: groups × genes; ``size_factor``; ``trend``)
         and ``summary``.
     """
-    with timed("ZINB maximum-likelihood dropout model"):
+    with timed("fitting the ZINB dropout model by maximum likelihood"):
         fit = fit_zinb_mle(counts, library_size, labels=labels if by_group else None,
                            **options)
         probability = fill_zeros(sp.csr_matrix(counts), lambda rows: 1 - fit.biozero(rows))

@@ -43,7 +43,8 @@ def evaluate_method(
     clustering: str = "kmeans",
     dataset: str | None = None,
     device: str = "cpu",
-) -> pd.DataFrame:
+    return_imputed: bool = False,
+) -> pd.DataFrame | tuple[pd.DataFrame, ad.AnnData]:
     """Degrade ``adata`` by ``protocol``, impute with ``method``, score: tidy rows.
 
     The method runs through :func:`scfill.impute` on a fresh AnnData holding only the
@@ -82,6 +83,9 @@ def evaluate_method(
         Name in the ``dataset`` column (default: the input file's stem, or ``"data"``).
     device
         Torch device for the method.
+    return_imputed
+        Also return the AnnData the method imputed (what it saw, with its output layers and
+        ``uns["scfill"]``), so a caller that wants the result need not fit again.
 
     Returns
     -------
@@ -141,10 +145,11 @@ def evaluate_method(
         scores.update(downstream.trajectory_scores(predicted, true_time, seed=seed + repeat))
     scores["runtime_s"] = float(info.get("runtime_s", elapsed))
     name = dataset or _dataset_name(adata)
-    return pd.DataFrame([{"dataset": name, "method": method, "protocol": str(protocol),
+    rows = pd.DataFrame([{"dataset": name, "method": method, "protocol": str(protocol),
                           "repeat": repeat, "seed": seed, "metric": metric,
                           "value": float(value)} for metric, value in scores.items()],
                         columns=COLUMNS)
+    return (rows, shown) if return_imputed else rows
 
 
 def _truth_key(adata: ad.AnnData, truth_key: str | None) -> str | None:

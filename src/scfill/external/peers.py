@@ -23,7 +23,7 @@ from types import ModuleType
 import numpy as np
 
 from scfill._logging import logger, progress_enabled
-from scfill.external.alra import ALRA
+from scfill.external import alra as _alra  # noqa: F401  (registers ALRA)
 from scfill.methods.base import Method, PreparedData, register
 from scfill.preprocess import library_size
 from scfill.utils import check_choice, check_number, import_optional, missing_package
@@ -32,7 +32,7 @@ from scfill.utils import check_choice, check_number, import_optional, missing_pa
 PEERS_EXTRA = "pip install 'scfill[peers]'"
 
 
-__all__ = ["ALRA", "MAGIC", "SCVI", "Peer"]
+__all__ = ["MAGIC", "SCVI", "Peer"]
 
 
 class Peer(Method):

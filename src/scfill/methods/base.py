@@ -344,6 +344,12 @@ _REGISTRY: dict[str, type[Method]] = {}
 M = TypeVar("M", bound=type[Method])
 
 
+def _register_builtins() -> None:
+    """Import (and so register) scfill's own methods, then the peers."""
+    from scfill import methods  # noqa: F401
+    from scfill.external import peers, tensorflow_peers  # noqa: F401
+
+
 def register(cls: M) -> M:
     """Class decorator: make a method available by its ``name``."""
     _REGISTRY[cls.name] = cls
@@ -352,7 +358,7 @@ def register(cls: M) -> M:
 
 def get(name: str) -> type[Method]:
     """The method class registered as ``name``."""
-    from scfill import methods  # noqa: F401  (importing registers the built-in methods)
+    _register_builtins()
 
     try:
         return _REGISTRY[name.lower()]
@@ -363,14 +369,14 @@ def get(name: str) -> type[Method]:
 
 def list_methods() -> dict[str, str]:
     """Registered method names and their one-line descriptions."""
-    from scfill import methods  # noqa: F401
+    _register_builtins()
 
     return {name: cls.description for name, cls in sorted(_REGISTRY.items())}
 
 
 def registered() -> dict[str, type[Method]]:
     """A copy of the registry (name → class)."""
-    from scfill import methods  # noqa: F401
+    _register_builtins()
 
     return dict(_REGISTRY)
 

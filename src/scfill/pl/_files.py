@@ -68,7 +68,7 @@ def save_impute_plots(adata: ad.AnnData, folder: str | Path, *, color: str | Non
 
     def save(name: str, draw) -> None:
         path = folder / IMPUTE_PLOTS[name]
-        with timed(f"plot {path.name}"):
+        with timed(f"plotting {path.name}"):
             plt.close(draw(save=path, show=False, return_fig=True))
         written.append(path)
 

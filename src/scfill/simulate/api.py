@@ -94,7 +94,7 @@ def simulate(*, preset: str | None = None, n_cells: int | None = None,
     if spec is not None and spec.dropout_mid_range is not None:
         _draw_preset_dropout(np.random.default_rng(preset_seed), spec, merged, params)
     p = SplatParams(**merged)
-    label = f"simulation of {p.n_cells} cells x {p.n_genes} genes ({p.resolved_method}"
+    label = f"simulating {p.n_cells} cells x {p.n_genes} genes ({p.resolved_method}"
     with timed(label + (f", preset {preset})" if preset else ")")):
         design, matrices = run(p, design_seed, cells_seed)
     return _to_anndata(p, design, matrices, preset=preset, seed=seed)

@@ -164,7 +164,8 @@ class SplatParams:
         if self.lib_norm and self.lib_loc <= 0:
             raise InputError(f"simulate: lib_loc={self.lib_loc} with lib_norm=True gives no "
                              "positive library sizes.", fix="use lib_loc > 0.")
-        check_number("bcv_df", self.bcv_df, low=0, low_open=True, method=where)
+        check_number("bcv_df", self.bcv_df, low=0, low_open=True, method=where,
+                     allow_inf=True)
         _check_probs("out_prob", self.out_prob)
         _check_probs("path_nonlinear_prob", self.path_nonlinear_prob)
         for name in ("lib_norm", "batch_rm_effect"):

@@ -207,6 +207,10 @@ class CnnImpute(Method):
         self.work_normalizer_, work_lib = self._work_space(data)
         values = self.work_normalizer_.transform(data.counts, work_lib)
         missing = self._missing(data)
+        if not missing.nnz:
+            logger.warning("cnnimpute: no zero has a dropout probability above threshold=%g, "
+                           "so nothing will be imputed. With labels_key, check that each "
+                           "group holds many cells; or lower threshold.", self.threshold)
         rows, cols, preds = [], [], []
         summaries = []
         for group, cells in self._groups(data):

@@ -1,0 +1,339 @@
+"""scMASKGAN's evaluation: the paper's clustering protocol, distances to the original,
+masked-entry accuracy, and cost beside MAGIC.
+
+Parts (``--part``):
+
+``accuracy``
+    The benchmark runner (:mod:`scfill.bench.runner`, each run isolated, resumable records
+    under ``<out>/runs``) on real datasets subsampled like the cross-method benchmark
+    (seed 0, at most ``--max-cells`` cells and ``--max-genes`` most variable genes), two
+    protocols of :mod:`scfill.evaluate`:
+
+    - ``mask-nonzero:0.1``: 10 % of the non-zeros hidden (masks ``default_rng([0, r])``,
+      the same as every other method's at the same settings); Pearson and RMSE at the
+      hidden entries, JS and Wasserstein distances of the imputed to the unmasked data.
+    - ``downstream``: the data as given; Louvain on the imputed data's kNN graph vs the cell
+      labels, ACC, F1 and AUC after Hungarian matching (scMASKGAN Tables 3–4), and the
+      Pearson correlation, JS and Wasserstein distances to the original.
+
+    The methods never see the labels (scMASKGAN pre-clusters with k-means).
+``cost``
+    Runtime and peak RSS of scMASKGAN and MAGIC at 1k, 5k and 20k simulated cells, one
+    after the other in fresh processes in one run (``benchmarks/_measure.py``), scMASKGAN
+    trained for ``--cost-epochs`` epochs (the time per epoch is reported so the full
+    schedule can be read off).
+``memory``
+    Peak RSS of one scMASKGAN training epoch at 20,000 genes (the bounded-size claim).
+
+The diagnostic method ``classmean`` (registered by this script for its runs) fills each zero
+with the mean of the gene's observed non-zeros in the cell's k-means pre-cluster: what
+scMASKGAN's generator converges to when the masked reconstruction dominates its loss and the
+candidates collapse onto one profile per label (the k objective is then flat).
+
+Usage::
+
+    python benchmarks/scmaskgan.py --part accuracy --datasets cellbench_sc_10x_3cl_subset
+    python benchmarks/scmaskgan.py --part cost
+    python benchmarks/scmaskgan.py --part memory
+    python benchmarks/scmaskgan.py --part report
+
+Writes ``benchmarks/results/scmaskgan/`` (runner folder), ``scmaskgan_cost.csv``,
+``scmaskgan_memory.csv`` and the summary ``benchmarks/results/scmaskgan.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _measure import machine, measure
+from scfill.methods.base import Method, PreparedData, register
+
+
+@register
+class ClassMean(Method):
+    """Diagnostic: each zero takes the mean of its gene's non-zeros in the cell's cluster."""
+
+    name = "classmean"
+    description = "diagnostic: per-cluster mean of the observed non-zeros (scmaskgan bench)"
+    dropout_model = None
+    combine_rule = "zeros"
+    preclustering = "kmeans"
+
+    def __init__(self) -> None:
+        self.info_ = {}
+
+    def fit(self, data: PreparedData) -> ClassMean:
+        """Per-cluster sums and counts of the non-zeros of every gene."""
+        codes = np.asarray(data.labels)
+        onehot = sp.csr_matrix((np.ones(len(codes)), (codes, np.arange(len(codes)))))
+        sums = np.asarray((onehot @ data.logcounts).todense())
+        counts = np.asarray((onehot @ (data.logcounts != 0).astype(np.float32)).todense())
+        self.means_ = (sums / np.maximum(counts, 1)).astype(np.float32)
+        self.codes_ = codes
+        return self
+
+    def reconstruct(self, data: PreparedData) -> Iterator[tuple[slice, np.ndarray]]:
+        """Each cell's cluster means (one block)."""
+        yield slice(0, data.n_cells), self.means_[self.codes_]
+
+
+RESULTS = Path(__file__).parent / "results"
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+PROTOCOLS = ["mask-nonzero:0.1", "downstream"]
+#: The paper's datasets first (CellBench 10x, CEL-seq2, Drop-seq, ERCC, Darmanis).
+DATASETS = ["cellbench_sc_10x_3cl_subset", "cellbench_sc_dropseq_3cl",
+            "cellbench_sc_celseq2_3cl", "ercc_spikein_288", "darmanis_human_brain_adult"]
+METHODS = ["none", "knn", "magic", "alra", "scvi", "maskclass", "cnnimpute", "classmean",
+           "scmaskgan"]
+#: The cross-method benchmark's settings for the peers (run_benchmark.sh).
+PEER_PARAMS = {"scvi": {"epochs": 100}, "cnnimpute": {"epochs": 20}}
+#: Table 3–4 of the paper (Louvain vs cell types), for the report.
+PAPER_ACC = {"cellbench_sc_10x_3cl_subset": 0.999, "cellbench_sc_dropseq_3cl": 0.997,
+             "cellbench_sc_celseq2_3cl": 0.969, "ercc_spikein_288": 0.54,
+             "darmanis_human_brain_adult": 0.975}
+REPORT_METRICS = {"mask-nonzero:0.1": ["pearson", "rmse", "js_distance", "wasserstein"],
+                  "downstream": ["acc", "f1", "auc", "ari", "pearson_original",
+                                 "js_distance", "wasserstein", "n_clusters"]}
+
+
+def _clustered_job(clustering: str, *, path: str, method: str, protocol: str, repeat: int,
+                   seed: int, params: dict, dataset: str, device: str) -> list[dict]:
+    import anndata as ad
+
+    from scfill.evaluate import evaluate_method
+
+    rows = evaluate_method(ad.read_h5ad(path), method, protocol=protocol, seed=seed,
+                           repeat=repeat, params=params, dataset=dataset, device=device,
+                           clustering=clustering)
+    return rows.to_dict(orient="records")
+
+
+def louvain_job(**kwargs) -> list[dict]:
+    """One grid cell: :func:`scfill.evaluate.evaluate_method` with Louvain clustering."""
+    return _clustered_job("louvain", **kwargs)
+
+
+def kmeans_job(**kwargs) -> list[dict]:
+    """The same with k-means at the true number of labels (a diagnostic of the clustering)."""
+    return _clustered_job("kmeans", **kwargs)
+
+
+def run_accuracy(args: argparse.Namespace) -> None:
+    """The runner grid (records under ``<out>/runs``; finished cells are skipped)."""
+    from scfill.bench.runner import BenchmarkConfig, run_grid
+
+    methods = args.methods.split(",")
+    params = {m: p for m, p in PEER_PARAMS.items() if m in methods}
+    if "scmaskgan" in methods:
+        params["scmaskgan"] = json.loads(args.params)
+    config = BenchmarkConfig(
+        methods=methods, protocols=args.protocols.split(","),
+        datasets=[str(Path(args.data) / f"{d}.h5ad") for d in args.datasets.split(",")],
+        out=Path(args.out), repeats=args.repeats, seed=0, max_cells=args.max_cells,
+        max_genes=args.max_genes, timeout_s=args.timeout, threads=1, params=params,
+        job=f"{Path(__file__).stem}:{args.clustering}_job", preload=(Path(__file__).stem,))
+    results, runs, _ = run_grid(config)
+    results.to_csv(Path(args.out) / "results.csv", index=False)
+    runs.to_csv(Path(args.out) / "runs.csv", index=False)
+
+
+def _cost_job(path: str, method: str, params: dict) -> dict:
+    import scfill
+
+    adata = scfill.read(path)
+    scfill.impute(adata, method, seed=0, params=params)
+    info = adata.uns["scfill"]
+    return {"runtime_s": info["runtime_s"], "info": info.get("info", {})}
+
+
+def run_cost(args: argparse.Namespace) -> None:
+    """scMASKGAN and MAGIC at each size, side by side in one run."""
+    import scfill
+
+    rows = []
+    gan = {**json.loads(args.params), "epochs": args.cost_epochs, "tune_k": False}
+    with tempfile.TemporaryDirectory() as tmp:
+        for n_cells in map(int, args.cost_cells.split(",")):
+            path = str(Path(tmp) / f"sim_{n_cells}.h5ad")
+            adata = scfill.simulate(n_cells=n_cells, n_genes=args.cost_genes, seed=0)
+            del adata.layers["true_counts"], adata.layers["dropout"]
+            scfill.write(adata, path, force=True)
+            for method, params in (("magic", {}), ("scmaskgan", gan)):
+                try:
+                    wall, peak, result = measure(_cost_job, path, method, params,
+                                                 timeout_s=args.timeout)
+                except TimeoutError:
+                    rows.append({"cells": n_cells, "method": method, "status": "timeout"})
+                    continue
+                info = result["info"]
+                rows.append({"cells": n_cells, "genes": args.cost_genes, "method": method,
+                             "status": "ok", "runtime_s": round(result["runtime_s"], 2),
+                             "wall_s": round(wall, 2), "peak_rss_mb": round(peak),
+                             "epochs": info.get("epochs_run"),
+                             "train_s_per_epoch": round(info["train_seconds"]
+                                                        / info["epochs_run"], 2)
+                             if "train_seconds" in info else None})
+                print(rows[-1], flush=True)
+    pd.DataFrame(rows).to_csv(RESULTS / "scmaskgan_cost.csv", index=False)
+
+
+def _memory_job(n_cells: int, n_genes: int, params: dict) -> dict:
+    import scipy.sparse as sp
+
+    from scfill.methods.base import PreparedData
+    from scfill.methods.scmaskgan import ScMaskGan
+    from scfill.preprocess import LogNormalizer, library_size
+
+    rng = np.random.default_rng(0)
+    counts = sp.random(n_cells, n_genes, density=0.1, format="csr", random_state=rng,
+                       data_rvs=lambda k: rng.poisson(3, k) + 1).astype(np.float32)
+    lib = library_size(counts)
+    normalizer = LogNormalizer.median(lib)
+    data = PreparedData(counts=counts, library_size=lib, normalizer=normalizer,
+                        logcounts=normalizer.transform(counts, lib),
+                        var_names=np.array([f"g{j}" for j in range(n_genes)]),
+                        obs_names=np.array([f"c{i}" for i in range(n_cells)]),
+                        labels=rng.integers(0, 3, n_cells))
+    model = ScMaskGan(**params).fit(data)
+    for _ in model.reconstruct(data):
+        pass
+    return {k: model.info_[k] for k in ("image_side", "generator_parameters",
+                                        "discriminator_parameters", "train_seconds")}
+
+
+def run_memory(args: argparse.Namespace) -> None:
+    """Peak RSS of a fit + reconstruct at ``--memory-genes`` genes."""
+    params = {**json.loads(args.params), "epochs": 1, "tune_k": False}
+    wall, peak, info = measure(_memory_job, args.memory_cells, args.memory_genes, params)
+    row = {"cells": args.memory_cells, "genes": args.memory_genes, "epochs": 1,
+           "wall_s": round(wall, 1), "peak_rss_mb": round(peak), **info,
+           "params": json.dumps(params)}
+    print(row)
+    pd.DataFrame([row]).to_csv(RESULTS / "scmaskgan_memory.csv", index=False)
+
+
+def _records(out: Path) -> pd.DataFrame:
+    """Metric rows of every finished run under ``out/runs`` (all streams), plus their wall
+    time and peak RSS."""
+    rows = []
+    for path in sorted((out / "runs").glob("*.json")):
+        record = json.loads(path.read_text())
+        if record.get("status") != "ok" or "protocol" not in record:
+            continue
+        rows.extend(record["result"])
+        for metric in ("wall_s", "peak_rss_mb"):
+            rows.append({**{k: record[k] for k in ("dataset", "method", "protocol", "repeat")},
+                         "metric": metric, "value": record[metric]})
+    return pd.DataFrame(rows)
+
+
+def _summary(out: Path, reference: Path) -> pd.DataFrame:
+    """Mean ± sd over repeats: this run's records, plus the cross-method run's rows (same
+    datasets, masks and settings) for the methods this run did not repeat."""
+    results = _records(out)
+    if reference.exists():
+        peers = pd.read_csv(reference)
+        peers = peers[peers.dataset.isin(set(results.dataset))
+                      & ~peers.method.isin(set(results.method))
+                      & peers.protocol.isin(set(results.protocol))]
+        results = pd.concat([results, peers], ignore_index=True)
+    keys = ["dataset", "protocol", "metric", "method"]
+    return results.groupby(keys)["value"].agg(["mean", "std", "count"]).reset_index()
+
+
+def _table(summary: pd.DataFrame, protocol: str, metric: str) -> list[str]:
+    part = summary[(summary.protocol == protocol) & (summary.metric == metric)]
+    if part.empty:
+        return []
+    methods = [m for m in METHODS if m in set(part.method)]
+    lines = [f"**{metric}** ({protocol}; mean ± sd over repeats, n in brackets)", "",
+             "| dataset | " + " | ".join(methods) + " |",
+             "|---|" + "---:|" * len(methods)]
+    for dataset, block in part.groupby("dataset"):
+        cells = []
+        for method in methods:
+            row = block[block.method == method]
+            if row.empty:
+                cells.append("")
+                continue
+            r = row.iloc[0]
+            sd = "" if np.isnan(r["std"]) else f" ± {r['std']:.3f}"
+            cells.append(f"{r['mean']:.3f}{sd} ({int(r['count'])})")
+        lines.append(f"| {dataset} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def write_report(args: argparse.Namespace) -> None:
+    """``benchmarks/results/scmaskgan.md`` from the records and the cost files."""
+    out = Path(args.out)
+    summary = _summary(out, RESULTS / "benchmark" / "results.csv")
+    summary.to_csv(RESULTS / "scmaskgan_summary.csv", index=False)
+    lines = ["# scMASKGAN: paper protocol, masked entries, cost", "",
+             f"Machine: {machine()}; 2 cores shared by ~8 engineers (timings under load).",
+             f"Commands: `{args.command}`", "", Path(args.notes).read_text()
+             if args.notes and Path(args.notes).exists() else ""]
+    for protocol, metrics in REPORT_METRICS.items():
+        lines += [f"## {protocol}", ""]
+        for metric in metrics:
+            lines += _table(summary, protocol, metric)
+    for folder, title, metrics in (
+            ("scmaskgan_kmeans", "Diagnostic: downstream with k-means at the true k",
+             ["acc", "ari", "n_clusters"]),
+            ("scmaskgan_steps", "Diagnostic: scMASKGAN fast with 140 epochs",
+             ["pearson", "rmse"])):
+        if (RESULTS / folder / "runs").exists():
+            part = _summary(RESULTS / folder, Path("/nonexistent"))
+            lines += [f"## {title} (`{folder}/`)", ""]
+            for protocol in sorted(set(part.protocol)):
+                for metric in metrics:
+                    lines += _table(part, protocol, metric)
+    lines += ["Paper (Tables 3–4, Louvain ACC of scMASKGAN on the full data): "
+              + ", ".join(f"{k} {v}" for k, v in PAPER_ACC.items()), ""]
+    for name in ("scmaskgan_cost.csv", "scmaskgan_memory.csv"):
+        if (RESULTS / name).exists():
+            table = pd.read_csv(RESULTS / name)
+            lines += [f"## {name}", "", table.to_markdown(index=False), ""]
+    (RESULTS / "scmaskgan.md").write_text("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", choices=["accuracy", "cost", "memory", "report"],
+                        required=True)
+    parser.add_argument("--datasets", default=",".join(DATASETS))
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--protocols", default=",".join(PROTOCOLS))
+    parser.add_argument("--data", default=str(DATA))
+    parser.add_argument("--out", default=str(RESULTS / "scmaskgan"))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--clustering", choices=["louvain", "kmeans"], default="louvain",
+                        help="clustering of the downstream protocol (paper: Louvain)")
+    parser.add_argument("--max-cells", type=int, default=1000)
+    parser.add_argument("--max-genes", type=int, default=1000)
+    parser.add_argument("--timeout", type=float, default=1800.0)
+    parser.add_argument("--params", default="{}", help="scMASKGAN parameters as JSON")
+    parser.add_argument("--cost-cells", default="1000,5000,20000")
+    parser.add_argument("--cost-genes", type=int, default=1000)
+    parser.add_argument("--cost-epochs", type=int, default=1)
+    parser.add_argument("--memory-cells", type=int, default=256)
+    parser.add_argument("--memory-genes", type=int, default=20000)
+    parser.add_argument("--command", default="", help="commands quoted in the report")
+    parser.add_argument("--notes", default="", help="a markdown file of settings/findings")
+    args = parser.parse_args()
+    {"accuracy": run_accuracy, "cost": run_cost, "memory": run_memory,
+     "report": write_report}[args.part](args)
+
+
+if __name__ == "__main__":
+    main()
