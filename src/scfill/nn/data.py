@@ -92,10 +92,15 @@ class RowDataset:
         if cache_bytes > 0 and self.n_rows > 0:
             first = self._compute(np.arange(min(ROW_BLOCK, self.n_rows)))
             per_row = sum(t.element_size() * t[0].numel() for t in first.values())
-            if per_row * self.n_rows <= cache_bytes:
-                blocks = [first] + [self._compute(np.arange(a, min(a + ROW_BLOCK, self.n_rows)))
-                                    for a in range(ROW_BLOCK, self.n_rows, ROW_BLOCK)]
-                self._cache = {name: torch.cat([b[name] for b in blocks]) for name in first}
+            if per_row * self.n_rows <= cache_bytes:  # filled in place: no second copy
+                cache = {name: t.new_empty((self.n_rows, *t.shape[1:]))
+                         for name, t in first.items()}
+                for a in range(0, self.n_rows, ROW_BLOCK):
+                    stop = min(a + ROW_BLOCK, self.n_rows)
+                    block = first if a == 0 else self._compute(np.arange(a, stop))
+                    for name, tensor in block.items():
+                        cache[name][a:stop] = tensor
+                self._cache = cache
 
     def __len__(self) -> int:
         return self.n_rows
