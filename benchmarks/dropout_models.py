@@ -150,17 +150,17 @@ def run_models(counts, lib, groups) -> dict[str, tuple[sp.csr_matrix, float]]:
         return result
 
     paper = timed("zinb-paper", lambda: estimate("zinb-paper", counts, lib))
-    out["zinb-paper"] = (paper.probability, out["zinb-paper"][1])
+    out["zinb-paper"] = (paper.matrix(), out["zinb-paper"][1])
     timed("zinb-paper, posterior Pr(t=0|c=0)", lambda: paper_posterior(counts, paper.params))
-    timed("zinb-ml", lambda: estimate("zinb-ml", counts, lib).probability)
+    timed("zinb-ml", lambda: estimate("zinb-ml", counts, lib).matrix())
     timed("zinb-ml, no shrinkage", lambda: zinb_mle.dropout_probability(
         counts, lib, shrink_dispersion=False).probability)
     timed("zinb-ml, per true group", lambda: zinb_mle.dropout_probability(
         counts, lib, labels=groups, by_group=True).probability)
     timed("gamma_normal (true groups)",
-          lambda: estimate("gamma_normal", counts, lib, labels=groups).probability)
+          lambda: estimate("gamma_normal", counts, lib, labels=groups).matrix())
     timed("gamma_normal+zinb-ml (true groups)",
-          lambda: estimate("gamma_normal-zinb", counts, lib, labels=groups).probability)
+          lambda: estimate("gamma_normal-zinb", counts, lib, labels=groups).matrix())
     return out
 
 

@@ -190,7 +190,7 @@ def dropout(args) -> None:
                                        variant=variant, transform=transform)
                         rows.append({"preset": preset, "seed": seed, "labels": labels_name,
                                      "variant": variant, "transform": transform,
-                                     **score(counts, truth, res.probability)})
+                                     **score(counts, truth, res.matrix())})
             print(preset, seed, flush=True)
     OUT.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(OUT / "dropout.csv", index=False)
@@ -248,7 +248,7 @@ def diagnose(args) -> None:
         chosen = shown.layers["dropout_probability"].toarray() > 0.5
         other = "scimpute" if model.dropout_variant == "scgacl" else "scgacl"
         other_p = estimate("gamma_normal", counts, lib, labels=labels, variant=other,
-                           transform=model.dropout_transform).probability.toarray() > 0.5
+                           transform=model.dropout_transform).matrix().toarray() > 0.5
         dropout = (truth > 0) & (observed == 0)
         knn = scfill.impute(ad.AnnData(counts.copy()), "knn", seed=0, copy=True)
         knn_values = retarget(knn.layers["imputed"], normalizer.target, target).toarray()

@@ -100,7 +100,7 @@ def test_labels_from_user(counts_adata):
     assert out.uns["scfill"]["labels"] == "obs['cell_type']"
     assert "scfill_cluster" not in out.obs
     expected = estimate("gamma_normal", sp.csr_matrix(counts_adata.X, dtype=np.float32),
-                        library_size(counts_adata.X), labels=codes).probability
+                        library_size(counts_adata.X), labels=codes).matrix()
     np.testing.assert_allclose(out.layers["dropout_probability"].toarray(),
                                expected.toarray(), rtol=1e-5, atol=1e-7)
     ignored = scfill.impute(counts_adata, Recording(), copy=True)  # pre-clustered instead
