@@ -58,6 +58,8 @@ PRESETS = ("maskclass-equal", "maskclass-unequal", "maskclass-rare", "maskclass-
 MASKCLASS_CELLS = 5000
 THRESHOLD = 0.5
 CAL_BINS = 10
+#: Sizes of the ZINB-ML fit's cell subset compared with the default (None: every cell).
+FIT_CELLS_COMPARED = (None, 1000)
 MODELS = ("zinb-paper", "zinb-paper, posterior Pr(t=0|c=0)", "zinb-ml",
           "zinb-ml, no shrinkage", "zinb-ml, per true group", "gamma_normal (true groups)",
           "gamma_normal+zinb-ml (true groups)")
@@ -154,9 +156,9 @@ def run_models(counts, lib, groups) -> dict[str, tuple[sp.csr_matrix, float]]:
     timed("zinb-paper, posterior Pr(t=0|c=0)", lambda: paper_posterior(counts, paper.params))
     timed("zinb-ml", lambda: estimate("zinb-ml", counts, lib).matrix())
     timed("zinb-ml, no shrinkage", lambda: zinb_mle.dropout_probability(
-        counts, lib, shrink_dispersion=False).probability)
+        counts, lib, shrink_dispersion=False).matrix())
     timed("zinb-ml, per true group", lambda: zinb_mle.dropout_probability(
-        counts, lib, labels=groups, by_group=True).probability)
+        counts, lib, labels=groups, by_group=True).matrix())
     timed("gamma_normal (true groups)",
           lambda: estimate("gamma_normal", counts, lib, labels=groups).matrix())
     timed("gamma_normal+zinb-ml (true groups)",

@@ -352,3 +352,36 @@ def test_progress_bars_on_a_terminal(monkeypatch):
     assert progress_enabled()
     set_verbosity("WARNING")  # --quiet
     assert not progress_enabled()
+
+
+def test_streamed_impute_copies_input_layers_file_to_file(tmp_path, counts_adata, monkeypatch):
+    """From STREAM_CELLS cells an .h5ad input is read without its layers, which are copied
+    file to file into the output: the same file contents as the in-memory path."""
+    import scipy.sparse as sp
+
+    import scfill.io
+    import scfill.pipeline
+
+    adata = counts_adata.copy()
+    adata.layers["spliced"] = adata.X.copy() * 2
+    adata.obsm["coords"] = np.arange(2 * adata.n_obs, dtype=float).reshape(-1, 2)
+    path = tmp_path / "in.h5ad"
+    adata.write_h5ad(path)
+    argv = ["-q", "impute", str(path), "--method", "knn", "--seed", "0", "-o"]
+    assert main([*argv, str(tmp_path / "memory.h5ad")]) == 0
+    lean = []
+    real = scfill.io.read_h5ad_without_layers
+    monkeypatch.setattr(scfill.io, "read_h5ad_without_layers",
+                        lambda *a, **k: lean.append(real(*a, **k)) or lean[-1])
+    monkeypatch.setattr(scfill.pipeline, "STREAM_CELLS", 10)
+    assert main([*argv, str(tmp_path / "streamed.h5ad")]) == 0
+    assert lean and not lean[0][0].layers and lean[0][1] == ["spliced"]
+    memory, streamed = (ad.read_h5ad(tmp_path / f"{n}.h5ad") for n in ("memory", "streamed"))
+    assert set(streamed.layers) == set(memory.layers) and \
+        {"spliced", "imputed"} <= set(memory.layers)
+    for name in memory.layers:
+        a, b = memory.layers[name], streamed.layers[name]
+        a, b = (m.toarray() if sp.issparse(m) else np.asarray(m) for m in (a, b))
+        np.testing.assert_array_equal(a, b, err_msg=name)
+    np.testing.assert_array_equal(streamed.obsm["coords"], adata.obsm["coords"])
+    assert (streamed.X != memory.X).nnz == 0

@@ -177,7 +177,27 @@ def test_gamma_normal_zinb_scores_the_mixtures_genes_with_the_zinb(known):
     hybrid = estimate("gamma_normal-zinb", counts, lib, labels=labels).matrix().toarray()
     mixture = estimate("gamma_normal", counts, lib, labels=labels).matrix().toarray()
     zinb = zinb_mle.dropout_probability(counts, lib, labels=labels,
-                                        by_group=True).probability.toarray()
+                                        by_group=True).matrix().toarray()
     imputable = mixture > 0
     assert np.all(hybrid[~imputable] == 0)
     np.testing.assert_allclose(hybrid[imputable], zinb[imputable], rtol=1e-6)
+
+
+def test_large_groups_are_fitted_on_a_seeded_subset(known):
+    """max_cells: the fit uses a seeded subset; every cell keeps its own size factor, and
+    the estimates and the dropout ranking agree with the fit on every cell."""
+    _, _, _, counts, true, lib = known
+    full = zinb_mle.fit_zinb_mle(counts, lib, max_cells=None)
+    part = zinb_mle.fit_zinb_mle(counts, lib, max_cells=1000)
+    assert (full.fit_cells, part.fit_cells) == (counts.shape[0], 1000)
+    np.testing.assert_array_equal(part.size_factor, full.size_factor)
+    np.testing.assert_allclose(np.log(part.mean), np.log(full.mean), atol=0.15)
+    np.testing.assert_allclose(part.zero_inflation, full.zero_inflation, atol=0.08)
+    np.testing.assert_array_equal(zinb_mle.fit_zinb_mle(counts, lib, max_cells=1000).mean,
+                                  part.mean)
+    assert not np.array_equal(zinb_mle.fit_zinb_mle(counts, lib, max_cells=1000, seed=1).mean,
+                              part.mean)
+    zero = counts.toarray() == 0
+    auc = {name: roc_auc_score(true[zero] > 0, 1 - fit.biozero(slice(None))[zero])
+           for name, fit in (("full", full), ("part", part))}
+    assert auc["part"] > auc["full"] - 0.01

@@ -22,7 +22,7 @@ from pathlib import Path
 from scfill._logging import logger, set_verbosity
 from scfill.errors import InputError, Interrupted, TrainingError
 from scfill.external import tensorflow_env
-from scfill.paths import OUTPUT_SUFFIXES, check_input, check_output
+from scfill.paths import OUTPUT_SUFFIXES, check_input, check_output, suffix
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -102,6 +102,7 @@ def _run_impute(args: argparse.Namespace) -> int:
     output = check_output(args.output, force=args.force, suffixes=OUTPUT_SUFFIXES,
                           inputs=[args.input])
     import scfill
+    from scfill.io import h5ad_shape, read_h5ad_without_layers
     from scfill.pipeline import DEFAULT_METHOD, STREAM_CELLS, impute_to_file
     from scfill.utils import parse_param_strings
 
@@ -126,18 +127,24 @@ def _run_impute(args: argparse.Namespace) -> int:
     if args.save_model is not None and not method.can_save():
         raise InputError(f"method {method.name!r} cannot be saved.",
                          fix="drop --save-model (refit it on each dataset).")
-    cells_axis = None if args.transpose is None else (0 if args.transpose else 1)
-    adata = scfill.read(args.input, layer=args.layer, cells_axis=cells_axis)
+    # the figures need the layers in memory: with --plots the output is not streamed
+    streamable = output.suffix.lower() == ".h5ad" and not args.plots
+    on_disk: list[str] = []  # input layers copied file to file into a streamed output
+    if streamable and suffix(args.input) == ".h5ad" and \
+            h5ad_shape(args.input)[0] >= STREAM_CELLS:
+        adata, on_disk = read_h5ad_without_layers(args.input, layer=args.layer)
+    else:
+        cells_axis = None if args.transpose is None else (0 if args.transpose else 1)
+        adata = scfill.read(args.input, layer=args.layer, cells_axis=cells_axis)
     options = {"labels_key": args.labels_key, "seed": args.seed, "device": args.device,
                "n_top_genes": args.n_top_genes, "counts_layer": args.counts,
                "dropout_layer": not args.no_dropout_layer}
     from scfill.nn import distributed
 
     main = distributed.is_main_process()  # under torchrun, rank 0 alone writes
-    # the figures need the layers in memory: with --plots the output is not streamed
-    if main and output.suffix.lower() == ".h5ad" and adata.n_obs >= STREAM_CELLS \
-            and not args.plots:
-        impute_to_file(adata, output, method, force=args.force, params=params, **options)
+    if main and streamable and adata.n_obs >= STREAM_CELLS:
+        impute_to_file(adata, output, method, force=args.force, params=params,
+                       copy_layers_from=(args.input, on_disk) if on_disk else None, **options)
     else:
         scfill.impute(adata, method, params=params, **options)
         if main:

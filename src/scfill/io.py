@@ -110,6 +110,63 @@ def _guard(path: Path, reader):
                          source=str(path)) from err
 
 
+def h5ad_shape(path: str | os.PathLike) -> tuple[int, int]:
+    """(cells, genes) of an ``.h5ad`` file, read from its header (nothing else is loaded)."""
+    import h5py
+
+    path = check_input(path)
+
+    def shape() -> tuple[int, int]:
+        with h5py.File(path, "r") as store:
+            return len(store["obs"][store["obs"].attrs["_index"]]), \
+                len(store["var"][store["var"].attrs["_index"]])
+
+    return _guard(path, shape)
+
+
+def read_h5ad_without_layers(path: str | os.PathLike, *, layer: str | None = None
+                             ) -> tuple[ad.AnnData, list[str]]:
+    """Read an ``.h5ad`` except its layers (and ``raw``), which stay on disk.
+
+    For large inputs written again with new layers (:func:`write_h5ad_blocks` copies the
+    layers left on disk file to file, ``copy_layers_from``), so that they are never held in
+    memory. ``layer`` becomes ``X`` as in :func:`read`. Returns the AnnData and the names of
+    the layers left on disk.
+    """
+    import h5py
+
+    path = check_input(path)
+    if suffix(path) != ".h5ad":
+        raise InputError("only an .h5ad input can leave its layers on disk.",
+                         fix="read it with scfill.read.", source=str(path))
+
+    def load() -> tuple[ad.AnnData, list[str]]:
+        with h5py.File(path, "r") as store:
+            names = list(store["layers"]) if "layers" in store else []
+            if layer is not None and layer not in names:
+                raise InputError(f"layer {layer!r} not found (layers: "
+                                 f"{', '.join(names) or 'none'}).",
+                                 fix="name an existing layer, or drop --layer to read X.",
+                                 source=str(path))
+            parts = {key: _read_elem()(store[key]) for key in
+                     ("obs", "var", "uns", "obsm", "varm", "obsp", "varp") if key in store}
+            source = store["layers"][layer] if layer is not None else store.get("X")
+            if source is None:
+                raise InputError("the file has no X matrix (layers: "
+                                 f"{', '.join(names) or 'none'}).",
+                                 fix="read the counts from a layer with --layer NAME.",
+                                 source=str(path))
+            return ad.AnnData(X=_read_elem()(source), **parts), names
+
+    adata, names = _guard(path, load)
+    adata.X = _as_csr(adata.X, path)
+    adata.uns.setdefault("scfill_input", {})
+    adata.uns["scfill_input"].update({"path": str(path), "layer": layer or "X"})
+    logger.info("read %s: %d cells x %d genes (layers left on disk: %s)", path, adata.n_obs,
+                adata.n_vars, ", ".join(names) or "none")
+    return adata, names
+
+
 def _read_h5ad(path: Path, layer: str | None) -> ad.AnnData:
     adata = _guard(path, lambda: ad.read_h5ad(path))
     if layer is not None:
@@ -363,6 +420,7 @@ def write_h5ad_blocks(
     *,
     finish: Callable[[dict[str, dict]], dict[str, Any]],
     force: bool = False,
+    copy_layers_from: tuple[str | os.PathLike, Iterable[str]] | None = None,
 ) -> Path:
     """Write ``adata`` to ``.h5ad`` with extra layers that arrive in row blocks.
 
@@ -371,6 +429,10 @@ def write_h5ad_blocks(
     layer is ever held whole. A layer is stored dense when its first block has more than
     :data:`DENSE_ABOVE` non-zero entries, else as CSR. Then ``finish(storage)`` (``storage``:
     per layer, the format and the first block's fill) returns entries written into ``uns``.
+    ``copy_layers_from`` (an .h5ad path and layer names, as
+    :func:`read_h5ad_without_layers` returns them) copies those layers from that file into
+    the output file to file, never through memory; a name the blocks also write is not
+    copied (the new layer replaces it, as :func:`scfill.impute` does in memory).
     The file appears only when everything was written (:func:`atomic_path`).
     """
     import h5py
@@ -387,6 +449,12 @@ def write_h5ad_blocks(
                 for name, block in layers.items():
                     writer.add(name, rows, block)
             storage = writer.finish()
+            if copy_layers_from is not None:
+                source, names = copy_layers_from
+                with h5py.File(source, "r") as src:
+                    for name in names:
+                        if name not in store["layers"]:
+                            src.copy(src["layers"][name], store["layers"], name)
             for key, value in finish(storage).items():
                 if key in store["uns"]:
                     del store["uns"][key]
@@ -394,6 +462,14 @@ def write_h5ad_blocks(
     logger.info("wrote %s (layers in row blocks: %s)", path,
                 ", ".join(f"{k} {v['format']}" for k, v in storage.items()))
     return path
+
+
+def _read_elem():
+    try:
+        from anndata.io import read_elem
+    except ImportError:  # anndata < 0.11
+        from anndata.experimental import read_elem
+    return read_elem
 
 
 def _write_elem():

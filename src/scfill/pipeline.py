@@ -146,6 +146,7 @@ def impute_to_file(
     key_added: str = "imputed",
     counts_layer: bool = False,
     dropout_layer: bool = True,
+    copy_layers_from: tuple[str | os.PathLike, list[str]] | None = None,
     **options: Any,
 ) -> Path:
     """:func:`impute`, writing ``adata`` and the new layers to ``path`` (.h5ad) in row blocks.
@@ -154,6 +155,8 @@ def impute_to_file(
     held in memory whole. Each layer is stored dense when mostly filled, else as CSR
     (:func:`scfill.io.write_h5ad_blocks`); ``uns["scfill"]["storage"]`` says which.
     ``adata`` gets ``uns["scfill"]`` (and ``obs["scfill_cluster"]``) but not the layers.
+    ``copy_layers_from`` (input path, layer names) adds input layers that were left on disk
+    (:func:`scfill.io.read_h5ad_without_layers`), copied file to file.
     ``force`` overwrites an existing file; the other arguments, and ``options`` (``layer``,
     ``labels_key``, ``seed``, ``device``, ``n_top_genes``), are those of :func:`impute`.
     """
@@ -173,7 +176,8 @@ def impute_to_file(
         return {"scfill": adata.uns["scfill"]}
 
     with timed(f"reconstructing with {model.name} and writing {path}"):
-        write_h5ad_blocks(adata, path, blocks, finish=provenance, force=force)
+        write_h5ad_blocks(adata, path, blocks, finish=provenance, force=force,
+                          copy_layers_from=copy_layers_from)
     return path
 
 

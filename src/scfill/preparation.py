@@ -132,7 +132,7 @@ def prepare(
     if labels_key is not None:
         validate_labels(adata, labels_key, source=source)
 
-    counts_all = _canonical(sp.csr_matrix(raw, dtype=np.float32))
+    counts_all = _canonical(_float32_csr(raw))
     lib_all = library_size(counts_all)
     cells, genes = nonempty(counts_all)
     fitted = isinstance(model, Method) and model.is_fitted
@@ -183,6 +183,14 @@ def prepare(
             data.dropout = estimate(model.dropout_model, data.counts, data.library_size,
                                     labels=data.labels, **options)
     return data
+
+
+def _float32_csr(raw) -> sp.csr_matrix:
+    """The counts as float32 CSR; a CSR input lends its index arrays (only the values are
+    converted, or nothing when they are float32 already)."""
+    csr = raw if sp.issparse(raw) and raw.format == "csr" else sp.csr_matrix(raw)
+    data = csr.data if csr.dtype == np.float32 else csr.data.astype(np.float32)
+    return sp.csr_matrix((data, csr.indices, csr.indptr), shape=csr.shape, copy=False)
 
 
 def _canonical(counts: sp.csr_matrix) -> sp.csr_matrix:

@@ -40,7 +40,7 @@ def dropout_probability(
     mixture = gamma_normal.dropout_probability(counts, library_size, labels=labels, **options)
     zinb = zinb_mle.dropout_probability(counts, library_size, labels=labels, by_group=True)
     imputable = sp.csr_matrix(mixture.matrix() > 0, dtype=np.float32)
-    probability = sp.csr_matrix(zinb.probability.multiply(imputable), dtype=np.float32)
+    probability = sp.csr_matrix(zinb.matrix().multiply(imputable), dtype=np.float32)
     probability.eliminate_zeros()
     params = {**mixture.params, **{f"zinb_{k}": v for k, v in zinb.params.items()}}
     summary = {"model": "gamma_normal-zinb", "gamma_normal": mixture.summary,

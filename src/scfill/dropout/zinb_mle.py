@@ -15,7 +15,9 @@ size factors ``ℓ_i = library size / median`` as offsets, and φ_j is shrunk ac
   visited as a flat array, and a gene's zeros, whose likelihood depends on the cell only
   through ℓ_i, are counted per bin of size factors (``n_bins`` equal-count bins of log ℓ,
   evaluated at the bin mean; ``None`` is exact). A gene stops when its log-likelihood
-  changes by less than ``tol`` per cell. No dense cells × genes array is built.
+  changes by less than ``tol`` per cell. No dense cells × genes array is built. A group of
+  more than ``max_cells`` cells is fitted on a seeded random subset of that many (default
+  :data:`FIT_CELLS`); every cell's probabilities then use its own size factor.
 - **Dispersion shrinkage**: DESeq2's empirical Bayes (Love, Huber & Anders 2014, *Genome
   Biology* 15:550, "Shrinkage estimation of dispersion"). The gene-wise ML dispersions
   give a mean–dispersion trend ``φ_tr(μ) = a0 + a1/μ`` (DESeq2's parametric trend, here a
@@ -52,8 +54,8 @@ from scipy.optimize import least_squares
 from scipy.special import digamma, gammaln
 
 from scfill._logging import logger, timed
-from scfill.dropout import DropoutResult
-from scfill.dropout._shared import BLOCK_ELEMENTS, check_inputs, fill_zeros
+from scfill.dropout._shared import check_inputs
+from scfill.dropout.model import DropoutModel, Rows
 from scfill.utils import check_number
 
 #: Bounds of the dispersion φ (1/φ is the NB size); beyond them the likelihood is flat.
@@ -72,6 +74,15 @@ TREND_LOSS_SCALE = 1.0
 TREND_MIN_NONZERO = 10
 #: Bins of size factors at which the zeros are evaluated while fitting (quantiles of log ℓ).
 SIZE_BINS = 64
+#: Stored (non-zero) entries per gene chunk. An EM step holds about twenty float64
+#: temporaries of the chunk's size (~320 MiB here); chunks are built one at a time.
+BLOCK_ELEMENTS = 1 << 21
+#: Cells per group the fit uses: a larger group is fitted on a seeded random subset of this
+#: many cells, and its probabilities are still computed for every cell with the cell's own
+#: size factor. Three parameters per gene need far fewer cells than an atlas has; the fit's
+#: time then no longer grows with the number of cells. Measured against the fit on every
+#: cell: benchmarks/results/dropout_models.md.
+FIT_CELLS = 2000
 #: trigamma: shift x up to this value before the asymptotic series.
 TRIGAMMA_SHIFT = 6
 _TINY = 1e-300
@@ -97,6 +108,8 @@ class ZinbMleFit:
         Group code of each cell (all 0 without labels).
     iterations, converged
         EM iterations run and convergence flag per group and gene (of the last pass).
+    fit_cells
+        Cells the fit used, all groups together (see ``max_cells``).
     """
 
     size_factor: np.ndarray
@@ -109,6 +122,7 @@ class ZinbMleFit:
     groups: np.ndarray
     iterations: np.ndarray
     converged: np.ndarray
+    fit_cells: int
 
     def biozero(self, rows: slice) -> np.ndarray:
         """``Pr(t = 0 | c = 0)`` for every entry of the cells ``rows`` (dense rows × genes)."""
@@ -346,18 +360,26 @@ def _chunks(nnz: np.ndarray, block_elements: int) -> list[slice]:
     return [slice(a, b) for a, b in pairwise(bounds)]
 
 
-def _fit_group(counts: sp.csc_matrix, size: np.ndarray, *, n_bins: int | None, shrink: bool,
+def _fit_group(counts: sp.csr_matrix, size: np.ndarray, *, n_bins: int | None, shrink: bool,
                block_elements: int, max_iter: int, tol: float) -> dict:
-    """ML then MAP fit of every gene of one group of cells."""
+    """ML then MAP fit of every gene of one group of cells (CSR counts).
+
+    Each pass builds one gene chunk at a time from the CSR counts (no CSC or float64 copy
+    of the whole matrix is held).
+    """
     n_cells, n_genes = counts.shape
-    nonzero = np.diff(counts.indptr)
+    nonzero = np.bincount(counts.indices, minlength=n_genes)
     cols = _chunks(nonzero, block_elements)
     bin_of, bin_size = size_bins(size, n_bins)
-    blocks = [_Block.of(counts[:, c], size, bin_of, bin_size) for c in cols]
+
+    def blocks():
+        for c in cols:
+            yield c, _Block.of(sp.csc_matrix(counts[:, c]), size, bin_of, bin_size)
+
     eta, zeta, pi = (np.empty(n_genes) for _ in range(3))
     iterations = np.zeros(n_genes, dtype=np.int32)
     converged = np.zeros(n_genes, dtype=bool)
-    for c, b in zip(cols, blocks, strict=True):
+    for c, b in blocks():
         eta[c], zeta[c], pi[c], iterations[c], converged[c] = _em(b, *_start(b),
                                                                   max_iter=max_iter, tol=tol)
     ml_phi = np.exp(-zeta)
@@ -373,7 +395,7 @@ def _fit_group(counts: sp.csc_matrix, size: np.ndarray, *, n_bins: int | None, s
     trend = fit_dispersion_trend(mean[usable], ml_phi[usable])
     log_trend = np.log(trend[0] + trend[1] / mean)
     prior_var = _prior_variance(np.log(ml_phi[usable]) - log_trend[usable], n_cells)
-    for c, b in zip(cols, blocks, strict=True):
+    for c, b in blocks():
         eta[c], zeta[c], pi[c], iterations[c], converged[c] = _em(
             b, eta[c], zeta[c], pi[c], prior_mean=log_trend[c], prior_var=prior_var,
             max_iter=max_iter, tol=tol)
@@ -392,6 +414,8 @@ def fit_zinb_mle(
     max_iter: int = 200,
     tol: float = 1e-6,
     block_elements: int = BLOCK_ELEMENTS,
+    max_cells: int | None = FIT_CELLS,
+    seed: int = 0,
 ) -> ZinbMleFit:
     """Fit the per-gene ZINB with shrunk dispersions (see the module docstring).
 
@@ -414,18 +438,31 @@ def fit_zinb_mle(
         cell, or after ``max_iter`` iterations.
     block_elements
         Stored (non-zero) entries per gene chunk.
+    max_cells
+        Fit each group on at most this many of its cells (a random subset drawn with
+        ``seed``); None: every cell.
+    seed
+        Seed of that subset.
     """
     check_number("max_iter", max_iter, integer=True, low=1)
     check_number("tol", tol, low=0, low_open=True)
     check_number("block_elements", block_elements, integer=True, low=1)
+    if max_cells is not None:
+        check_number("max_cells", max_cells, integer=True, low=1)
     if n_bins is not None:
         check_number("n_bins", n_bins, integer=True, low=1)
     counts, library_size, names, codes = check_inputs(counts, library_size, labels)
     size = library_size / np.median(library_size)
     fits = []
+    fit_cells = 0
     for k in range(names.size):
         cells = np.flatnonzero(codes == k)
-        fits.append(_fit_group(sp.csc_matrix(counts[cells], dtype=np.float64), size[cells],
+        if max_cells is not None and cells.size > max_cells:
+            cells = np.sort(np.random.default_rng([seed, k]).choice(cells, max_cells,
+                                                                     replace=False))
+        fit_cells += cells.size
+        group = counts if cells.size == counts.shape[0] else counts[cells]
+        fits.append(_fit_group(group, size[cells],
                                n_bins=n_bins, shrink=shrink_dispersion,
                                block_elements=block_elements,
                                max_iter=max_iter, tol=tol))
@@ -435,12 +472,44 @@ def fit_zinb_mle(
 
     fit = ZinbMleFit(size, stack("mean"), stack("dispersion"), stack("zero_inflation"),
                      stack("ml_dispersion"), stack("trend"), stack("prior_sd"), codes,
-                     stack("iterations"), stack("converged"))
+                     stack("iterations"), stack("converged"), fit_cells)
     logger.info("ZINB ML fit: median dispersion %.3g (ML %.3g), median zero inflation %.3g, "
                 "%d of %d gene fits not converged", float(np.median(fit.dispersion)),
                 float(np.median(fit.ml_dispersion)), float(np.median(fit.zero_inflation)),
                 int((~fit.converged).sum()), fit.converged.size)
     return fit
+
+
+class ZinbMleDropout(DropoutModel):
+    """The fitted per-gene ZINB of a set of cells: dropout probability ``1 − p_bio`` at
+    zeros, computed for a block of rows on demand (nothing cells × genes is stored).
+
+    Parameters
+    ----------
+    counts
+        The counts the model describes (non-zero entries get probability 0).
+    fit
+        The fitted :class:`ZinbMleFit`.
+    """
+
+    name = "zinb-ml"
+
+    def __init__(self, counts: sp.csr_matrix, fit: ZinbMleFit) -> None:
+        params = {"mean": fit.mean, "dispersion": fit.dispersion,
+                  "ml_dispersion": fit.ml_dispersion, "zero_inflation": fit.zero_inflation,
+                  "size_factor": fit.size_factor, "trend": fit.trend}
+        summary = {"model": self.name, "genes": int(counts.shape[1]),
+                   "groups": int(fit.mean.shape[0]), "fit_cells": fit.fit_cells,
+                   "median_dispersion": float(np.median(fit.dispersion)),
+                   "median_ml_dispersion": float(np.median(fit.ml_dispersion)),
+                   "median_zero_inflation": float(np.median(fit.zero_inflation)),
+                   "dispersion_trend": fit.trend.tolist(), "prior_sd": fit.prior_sd.tolist(),
+                   "not_converged": int((~fit.converged).sum())}
+        super().__init__(counts, params, summary)
+        self.fit = fit
+
+    def _zero_probability(self, rows: Rows) -> np.ndarray:
+        return 1 - self.fit.biozero(rows)
 
 
 def dropout_probability(
@@ -450,8 +519,8 @@ def dropout_probability(
     labels: np.ndarray | None = None,
     by_group: bool = False,
     **options,
-) -> DropoutResult:
-    """Dropout probability ``1 − Pr(t = 0 | c = 0)`` of every zero count.
+) -> ZinbMleDropout:
+    """The fitted model of the dropout probability ``1 − Pr(t = 0 | c = 0)`` of every zero.
 
     Parameters
     ----------
@@ -467,23 +536,13 @@ def dropout_probability(
 
     Returns
     -------
-    DropoutResult
-        ``probability`` (CSR float32 at zeros), ``params`` (``mean``, ``dispersion``,
-        ``ml_dispersion``, ``zero_inflation``: groups × genes; ``size_factor``; ``trend``)
-        and ``summary``.
+    ZinbMleDropout
+        ``probability(rows)`` on demand, ``matrix()`` (CSR float32 at zeros), ``params``
+        (``mean``, ``dispersion``, ``ml_dispersion``, ``zero_inflation``: groups × genes;
+        ``size_factor``; ``trend``) and ``summary``.
     """
+    counts = sp.csr_matrix(counts)
     with timed("fitting the ZINB dropout model by maximum likelihood"):
         fit = fit_zinb_mle(counts, library_size, labels=labels if by_group else None,
                            **options)
-        probability = fill_zeros(sp.csr_matrix(counts), lambda rows: 1 - fit.biozero(rows))
-    params = {"mean": fit.mean, "dispersion": fit.dispersion,
-              "ml_dispersion": fit.ml_dispersion, "zero_inflation": fit.zero_inflation,
-              "size_factor": fit.size_factor, "trend": fit.trend}
-    summary = {"model": "zinb-ml", "genes": int(counts.shape[1]),
-               "groups": int(fit.mean.shape[0]),
-               "median_dispersion": float(np.median(fit.dispersion)),
-               "median_ml_dispersion": float(np.median(fit.ml_dispersion)),
-               "median_zero_inflation": float(np.median(fit.zero_inflation)),
-               "dispersion_trend": fit.trend.tolist(), "prior_sd": fit.prior_sd.tolist(),
-               "not_converged": int((~fit.converged).sum())}
-    return DropoutResult(probability=probability, params=params, summary=summary)
+    return ZinbMleDropout(counts, fit)
