@@ -58,8 +58,6 @@ PRESETS = ("maskclass-equal", "maskclass-unequal", "maskclass-rare", "maskclass-
 MASKCLASS_CELLS = 5000
 THRESHOLD = 0.5
 CAL_BINS = 10
-#: Sizes of the ZINB-ML fit's cell subset compared with the default (None: every cell).
-FIT_CELLS_COMPARED = (None, 1000)
 MODELS = ("zinb-paper", "zinb-paper, posterior Pr(t=0|c=0)", "zinb-ml",
           "zinb-ml, no shrinkage", "zinb-ml, per true group", "gamma_normal (true groups)",
           "gamma_normal+zinb-ml (true groups)")

@@ -15,6 +15,7 @@ row block by row block from the files.
 Usage::
 
     python benchmarks/memory.py --old c9d287f   # writes benchmarks/results/memory.md
+    python benchmarks/memory.py --cases maskclass   # this tree alone
 """
 
 from __future__ import annotations
@@ -167,7 +168,8 @@ def report(runs: list[Run], diffs: dict[str, str], *, rev: str, head: str, comma
         f"{_meminfo_total():.1f} GiB RAM, shared with other jobs (load average "
         f"{loads[0]} at the start, {loads[1]} at the end): wall times are under that load; "
         "compare them only side by side. One thread per process (`OMP_NUM_THREADS=1`).",
-        f"Old: commit `{rev}`; new: `{head}`. Inputs: `scfill simulate --cells N --genes "
+        f"Old: {f'commit `{rev}`' if rev else 'not run'}; new: `{head}`. Inputs: "
+        f"`scfill simulate --cells N --genes "
         f"{GENES} --seed 1` (Splatter defaults). Each run: `scfill -q impute IN -o OUT.h5ad "
         "--method M --param P --seed 0 --device cpu`, writing the .h5ad included; peak = "
         "`/usr/bin/time -v` maximum resident set size.",
@@ -215,7 +217,8 @@ def _meminfo_total() -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--old", required=True, help="commit to compare with (before the work)")
+    parser.add_argument("--old", help="commit to compare with (before the work); without it "
+                        "only this tree runs")
     parser.add_argument("--new", help="commit to measure as new (default: this tree)")
     parser.add_argument("--cases", default=",".join(CASES), help="comma-separated cases")
     parser.add_argument("--tmp", default="/tmp", help="folder for inputs, outputs, worktree")
@@ -226,8 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(args.tmp)
     head = args.new or subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                                       capture_output=True, text=True, check=True).stdout.strip()
-    trees = {"new": ROOT if args.new is None else worktree(args.new, tmp),
-             "old": worktree(args.old, tmp)}
+    trees = {"new": ROOT if args.new is None else worktree(args.new, tmp)}
+    if args.old is not None:
+        trees["old"] = worktree(args.old, tmp)
     start_load = _load()
     command = "python benchmarks/memory.py " + " ".join(argv or sys.argv[1:])
     runs, diffs = [], {}
@@ -243,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
             # the page is rewritten after every run, so an interrupted run keeps what it had
             Path(args.out).write_text(report(runs, diffs, rev=args.old, head=head,
                                              command=command, loads=(start_load, _load())))
+        if args.old is None:
+            continue
         new, old = runs[-2], runs[-1]
         if old.exit_code == 0 and new.exit_code == 0:
             diffs[case] = f"{compare(old.output, new.output):.3g}"
