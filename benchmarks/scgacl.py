@@ -6,9 +6,11 @@ Usage::
     python benchmarks/scgacl.py masks    [--datasets ...] [--rates 0.3 0.4 0.5] [--repeats 3]
                                          [--max-cells 300] [--max-genes 1000] [--profile fast]
     python benchmarks/scgacl.py ablation [--datasets ...] [--profile fast]
-    python benchmarks/scgacl.py profiles [--presets scgacl-1 scgacl-4 scgacl-8]
+    python benchmarks/scgacl.py tune     [--presets scgacl-4] [--candidates paper fast]
+                                         [--repeats 0 1 2]
     python benchmarks/scgacl.py dropout  [--seeds 0 1 2]
     python benchmarks/scgacl.py diagnose [--presets scgacl-4 scgacl-8] [--profile fast]
+    python benchmarks/scgacl.py profile  [--cells 1000] [--genes 2000] [--batch-sizes 32 128]
     python benchmarks/scgacl.py scaling  [--cells 1000 5000 10000] [--genes 2000] [--epochs 1]
     python benchmarks/scgacl.py report
 
@@ -23,7 +25,10 @@ Usage::
   discriminator; VAE instead of VaDE) and the code's two tricks (soft labels, annealed share
   of generated cells) switched off, on ``scgacl-5`` … ``scgacl-8`` (the paper's Simulated
   1–4, 71–91 % zeros) and on real sets with 50 % masked.
-- ``profiles``: ``paper`` against ``fast`` on the same data.
+- ``tune``: ``paper`` against ``fast`` (and the other :data:`CANDIDATES` schedules) on
+  the same simulations with paired method seeds.
+- ``profile``: seconds per epoch of each phase at 1,000 × 2,000, single-tensor against
+  fused Adam, per batch size.
 - ``dropout``: the Gamma–Normal model alone on the eight presets: variant × transform, per
   true group and per k-means pre-cluster (``specs/dropout.md`` asks to measure both
   transforms).
@@ -46,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -163,13 +169,6 @@ def ablation(args) -> None:
                 params, args.max_cells, args.max_genes)
 
 
-def profiles(args) -> None:
-    """``paper`` and ``fast`` on the same simulations."""
-    for profile in ("paper", "fast"):
-        run(f"profiles/{profile}", ["scgacl"], [f"preset:{p}" for p in args.presets],
-            ["truth"], 1, _scgacl_params(profile), None, None)
-
-
 def dropout(args) -> None:
     """The Gamma–Normal model alone: variants × transforms, true groups and pre-clusters."""
     from dropout_identification import load, score
@@ -270,6 +269,119 @@ def diagnose(args) -> None:
         frame = pd.DataFrame([row])
         path = OUT / "diagnose.csv"
         frame.to_csv(path, mode="a", header=not path.exists(), index=False)
+
+
+#: Schedules tried against ``paper`` (``tune``): batch, lr factor, epochs of the phases.
+CANDIDATES = {
+    "paper": {"profile": "paper"},
+    "fast": {"profile": "fast"},
+    "b64_20_40_20": {"batch_size": 64, "pretrain_epochs": 20, "vade_epochs": 40,
+                     "joint_epochs": 20, "pretrain_lr": 1e-3, "vade_lr": 1e-3,
+                     "joint_lr": 1e-4},
+    "b128_lr4_20_40_20": {"batch_size": 128, "pretrain_epochs": 20, "vade_epochs": 40,
+                          "joint_epochs": 20, "pretrain_lr": 4e-3, "vade_lr": 4e-3,
+                          "joint_lr": 4e-4},
+    "b128_lr2_40_40_0": {"batch_size": 128, "pretrain_epochs": 40, "vade_epochs": 40,
+                         "joint_epochs": 0, "pretrain_lr": 2e-3, "vade_lr": 2e-3,
+                         "joint_lr": 2e-4},
+}
+TUNE_METRICS = ("rmse", "pearson", "cosine", "dropout_f1", "runtime_s")
+
+
+def tune(args) -> None:
+    """Candidate schedules on presets, paired method seeds (repeats), protocol ``truth``
+    without the clustering and DE scores (the accuracy metrics only, to save time)."""
+    import anndata as ad
+    import torch
+
+    import scfill.evaluate.run as evaluation
+    from scfill.bench.datasets import prepare_dataset, resolve_datasets
+
+    torch.set_num_threads(1)
+    evaluation.downstream.clustering_scores = lambda *a, **k: {}
+    evaluation.downstream.deg_agreement = lambda *a, **k: {}
+    path = OUT / "tune.csv"
+    for preset in args.presets:
+        source = resolve_datasets([f"preset:{preset}"])[0]
+        adata = ad.read_h5ad(prepare_dataset(source, DATASETS / "tune", max_cells=None,
+                                             max_genes=None, seed=0))
+        for name in args.candidates:
+            for repeat in args.repeats:
+                rows = evaluation.evaluate_method(adata, "scgacl", protocol="truth", seed=0,
+                                                  repeat=repeat, params=CANDIDATES[name],
+                                                  dataset=source.name)
+                scores = dict(zip(rows["metric"], rows["value"], strict=True))
+                row = {"preset": preset, "candidate": name, "repeat": repeat,
+                       **{k: round(scores[k], 4) for k in TUNE_METRICS},
+                       "load_average_1min": os.getloadavg()[0]}
+                print(row, flush=True)
+                pd.DataFrame([row]).to_csv(path, mode="a", header=not path.exists(),
+                                           index=False)
+
+
+def _epoch_seconds(data, batch_size: int, fused: bool) -> dict[str, float]:
+    """Seconds of one epoch of each phase (1 thread): the per-phase difference of fits
+    with 1, 1 + 1 and 1 + 1 + 1 epochs (the prior's GMM counted with the VaDE phase)."""
+    import time
+
+    import torch
+
+    from scfill.methods.scgacl import ScGACL, plan
+
+    make = plan.AdamSettings.make
+
+    def single_tensor(self, params):
+        return torch.optim.Adam(params, lr=self.lr, betas=self.betas,
+                                weight_decay=self.weight_decay, fused=False, foreach=False)
+
+    plan.AdamSettings.make = make if fused else single_tensor
+    try:
+        totals = []
+        for epochs in ((1, 0, 0), (1, 1, 0), (1, 1, 1)):
+            model = ScGACL(pretrain_epochs=epochs[0], vade_epochs=epochs[1],
+                           joint_epochs=epochs[2], batch_size=batch_size)
+            start = time.perf_counter()
+            model.fit(data)
+            totals.append(time.perf_counter() - start)
+    finally:
+        plan.AdamSettings.make = make
+    return {"pretrain_s": totals[0], "vade_s": totals[1] - totals[0],
+            "joint_s": totals[2] - totals[1]}
+
+
+def profile(args) -> None:
+    """Seconds per epoch of each phase, single-tensor against fused Adam, per batch size."""
+    import scipy.sparse as sp
+    import torch
+
+    import scfill
+    from scfill.methods.base import PreparedData
+    from scfill.preprocess import LogNormalizer, library_size
+
+    torch.set_num_threads(1)
+    adata = scfill.simulate(n_cells=args.cells, n_genes=args.genes, seed=0,
+                            group_prob=(0.4, 0.3, 0.2, 0.1))
+    counts = sp.csr_matrix(adata.X, dtype=np.float32)
+    lib = library_size(counts)
+    normalizer = LogNormalizer.median(lib)
+    data = PreparedData(counts=counts, library_size=lib, normalizer=normalizer,
+                        logcounts=normalizer.transform(counts, lib),
+                        var_names=np.asarray(adata.var_names),
+                        obs_names=np.asarray(adata.obs_names),
+                        labels=np.asarray(adata.obs["group"]))
+    rows = []
+    for batch_size in args.batch_sizes:
+        for fused in (False, True):
+            load = os.getloadavg()[0]
+            row = {"cells": args.cells, "genes": args.genes, "batch_size": batch_size,
+                   "adam": "fused" if fused else "single-tensor",
+                   **{k: round(v, 3) for k, v in _epoch_seconds(data, batch_size,
+                                                                fused).items()},
+                   "load_average_1min": load}
+            rows.append(row)
+            print(row, flush=True)
+    OUT.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(OUT / "profile.csv", index=False)
 
 
 def _scaling_job(path: str, method: str, epochs: int) -> dict:
@@ -377,12 +489,30 @@ def report(args) -> None:
                   f"Settings: `{_settings('ablation/full/sim')}`; real sets "
                   f"`{_settings('ablation/full/real')}`", ""]
         lines += _sections(frame, ["method"], "dataset", ("rmse", "pearson", "cosine"))
-    parts = [_read(f"profiles/{p}") for p in ("paper", "fast")]
-    if all(p is not None for p in parts):
-        frame = pd.concat([parts[0].assign(method="paper"), parts[1].assign(method="fast")])
-        lines += ["## Profiles: `paper` against `fast`", ""]
-        lines += _sections(frame, ["method"], "dataset",
-                           ("rmse", "pearson", "cosine", "runtime_s"))
+    path = OUT / "tune.csv"
+    if path.exists():
+        frame = pd.read_csv(path)
+        lines += ["## Profiles: `paper` against `fast` and other schedules (`tune`)", "",
+                  "Protocol `truth` (accuracy metrics only), paired method seeds = repeats; "
+                  "mean ± sd over the repeats run; `n` repeats. Settings: "
+                  f"`{json.dumps(CANDIDATES)}`", "",
+                  "| preset | candidate | n | " + " | ".join(TUNE_METRICS) + " |",
+                  "|---|---|---:|" + "---:|" * len(TUNE_METRICS)]
+        for (preset, name), group in frame.groupby(["preset", "candidate"]):
+            cells = [f"{group[m].mean():.3f}" + (f" ± {group[m].std():.3f}"
+                                                 if len(group) > 1 else "")
+                     for m in TUNE_METRICS]
+            lines.append(f"| {preset} | {name} | {len(group)} | " + " | ".join(cells) + " |")
+        lines.append("")
+    path = OUT / "profile.csv"
+    if path.exists():
+        frame = pd.read_csv(path)
+        lines += ["## Profile: seconds per epoch of each phase (`profile`)", "",
+                  "| " + " | ".join(frame.columns) + " |",
+                  "|" + "---|" * len(frame.columns)]
+        lines += ["| " + " | ".join(str(v) for v in r) + " |" for r in frame.itertuples(
+            index=False)]
+        lines.append("")
     path = OUT / "dropout.csv"
     if path.exists():
         frame = pd.read_csv(path).melt(id_vars=["preset", "seed", "labels", "variant",
@@ -451,13 +581,19 @@ def main() -> None:
     p.add_argument("--max-cells", type=int, default=300)
     p.add_argument("--max-genes", type=int, default=1000)
     p.add_argument("--profile", default="fast")
-    p = sub.add_parser("profiles")
-    p.add_argument("--presets", nargs="+", default=["scgacl-1", "scgacl-4", "scgacl-8"])
     p = sub.add_parser("diagnose")
     p.add_argument("--presets", nargs="+", default=["scgacl-4", "scgacl-8"])
     p.add_argument("--profile", default="fast")
     p = sub.add_parser("dropout")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p = sub.add_parser("tune")
+    p.add_argument("--presets", nargs="+", default=["scgacl-4"])
+    p.add_argument("--candidates", nargs="+", default=["paper", "fast"])
+    p.add_argument("--repeats", nargs="+", type=int, default=[0, 1, 2])
+    p = sub.add_parser("profile")
+    p.add_argument("--cells", type=int, default=1000)
+    p.add_argument("--genes", type=int, default=2000)
+    p.add_argument("--batch-sizes", nargs="+", type=int, default=[32, 128])
     p = sub.add_parser("scaling")
     p.add_argument("--cells", nargs="+", type=int, default=[1000, 5000, 10000])
     p.add_argument("--genes", type=int, default=2000)
@@ -466,8 +602,8 @@ def main() -> None:
     p.add_argument("--timeout", type=float, default=1800.0)
     sub.add_parser("report")
     args = parser.parse_args()
-    commands = {"presets": presets, "masks": masks, "ablation": ablation,
-                "profiles": profiles, "dropout": dropout, "diagnose": diagnose,
+    commands = {"presets": presets, "masks": masks, "profile": profile, "tune": tune,
+                "ablation": ablation, "dropout": dropout, "diagnose": diagnose,
                 "scaling": scaling, "report": report}
     commands[args.command](args)
 

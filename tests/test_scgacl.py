@@ -14,14 +14,15 @@ from scfill.cluster import precluster
 from scfill.errors import InputError
 from scfill.methods.base import PreparedData
 from scfill.methods.scgacl import ScGACL
+from scfill.methods.scgacl.model import DEFAULT_PROFILE, PROFILES
 from scfill.methods.scgacl import plan as plan_module
 from scfill.methods.scgacl.plan import generated_share
 from scfill.preprocess import LogNormalizer, library_size
 
 N_CELLS, N_GENES = 96, 30
 #: Short schedule and narrow networks (the paper's 500/500/2000 widths are the default).
-TINY = {"pretrain_epochs": 1, "vade_epochs": 1, "joint_epochs": 2, "batch_size": 32,
-        "hidden_dims": (32, 32, 64)}
+TINY = {"profile": "paper", "pretrain_epochs": 1, "vade_epochs": 1, "joint_epochs": 2,
+        "batch_size": 32, "hidden_dims": (32, 32, 64)}
 
 
 def _prepared(seed: int = 0, n_cells: int = N_CELLS, labels: bool = True) -> PreparedData:
@@ -206,9 +207,38 @@ def test_bad_parameter_stops_impute_before_training():
 
 
 def test_profiles_and_overrides():
-    assert ScGACL().schedule().joint_epochs == 100
-    assert ScGACL(profile="paper").schedule().batch_size == 32
-    assert ScGACL(joint_epochs=7).schedule().joint_epochs == 7
+    paper = ScGACL(profile="paper")
+    assert paper.schedule() == PROFILES["paper"]
+    assert (paper.schedule().joint_epochs, paper.schedule().batch_size) == (100, 32)
+    assert paper.learning_rates() == {"pretrain": 1e-3, "vade": 1e-3, "joint": 1e-4}
+    assert ScGACL().profile == DEFAULT_PROFILE
+    fast = ScGACL(profile="fast", joint_epochs=7, vade_lr=5e-4)
+    assert fast.schedule().joint_epochs == 7  # explicit parameters win over the profile
+    assert fast.schedule().batch_size == PROFILES["fast"].batch_size
+    scale = PROFILES["fast"].lr_scale
+    assert fast.learning_rates() == {"pretrain": 1e-3 * scale, "vade": 5e-4,
+                                     "joint": 1e-4 * scale}
+
+
+def test_info_records_the_profile_and_its_settings(monkeypatch):
+    """``info_`` (uns["scfill"]["info"]) names the profile and the schedule and learning
+    rates that actually trained, overrides included; the optimisers used those rates."""
+    seen = {}
+    original = plan_module.AdamSettings.make
+
+    def make(self, params):
+        seen.setdefault(self.lr, 0)
+        seen[self.lr] += 1
+        return original(self, params)
+    monkeypatch.setattr(plan_module.AdamSettings, "make", make)
+    model, _ = _fitted(profile="fast", joint_lr=3e-4)
+    scale = PROFILES["fast"].lr_scale
+    assert model.info_["profile"] == "fast"
+    assert model.info_["schedule"]["joint_epochs"] == TINY["joint_epochs"]
+    assert model.info_["schedule"]["lr_scale"] == scale
+    assert model.info_["learning_rates"] == {"pretrain": 1e-3 * scale, "vade": 1e-3 * scale,
+                                             "joint": 3e-4}
+    assert seen == {1e-3 * scale: 2, 3e-4: 2}  # pretrain, vade; joint's two optimisers
 
 
 # ------------------------------------------------------------------ pipeline, evaluation

@@ -42,22 +42,34 @@ DROPOUT_TRANSFORMS = ("ln_counts", "log10_cpm")
 _LOADER_STREAMS, _PLAN_STREAMS, _STREAM_GMM = (21, 22, 23), (31, 32, 33), 24
 
 
+#: Learning rates of the three phases in the code (``config.py``: 1e-3, 1e-3, 1e-4).
+CODE_LEARNING_RATES = {"pretrain": 1e-3, "vade": 1e-3, "joint": 1e-4}
+
+
 @dataclass(frozen=True)
 class Profile:
-    """A training schedule: epochs of the three phases and the minibatch size."""
+    """A training schedule: epochs of the three phases, the minibatch size, and the factor
+    on the code's learning rates."""
 
     pretrain_epochs: int
     vade_epochs: int
     joint_epochs: int
     batch_size: int
+    lr_scale: float = 1.0
 
 
 #: ``paper``: the code's schedule (``config.py``: 100 + 100 + 100 epochs, batch 32).
-#: ``fast``: fewer, larger steps (benchmarks/results/scgacl.md measures it against paper).
+#: ``fast``: batch 128 with the learning rates × 2 (√4, the square-root rule for Adam at
+#: 4× the batch), 40 + 40 epochs of pretraining and VaDE and 10 joint epochs: the joint
+#: phase costs about 7 VaDE epochs per epoch on the CPU (five optimiser steps and ten
+#: network passes per minibatch) and moved the RMSE least (benchmarks/results/scgacl.md,
+#: "Profile" and "Profiles").
 PROFILES = {
     "paper": Profile(100, 100, 100, 32),
-    "fast": Profile(20, 40, 20, 64),
+    "fast": Profile(40, 40, 10, 128, lr_scale=2.0),
 }
+#: The profile a model trains with when none is given.
+DEFAULT_PROFILE = "paper"
 
 
 @register
@@ -92,7 +104,8 @@ class ScGACL(Method):
     pretrain_epochs, vade_epochs, joint_epochs, batch_size
         Override the profile's values.
     pretrain_lr, vade_lr, joint_lr
-        Adam learning rates of the three phases (code: 1e-3, 1e-3, 1e-4).
+        Adam learning rates of the three phases; None: the code's 1e-3, 1e-3, 1e-4 times
+        the profile's ``lr_scale``.
     beta1, beta2, weight_decay
         Adam's β and weight decay in every phase (code: 0.5, 0.99, 2.5e-5).
     lambda_adv, lambda_cell, lambda_type
@@ -144,14 +157,14 @@ class ScGACL(Method):
 
     def __init__(
         self,
-        profile: str = "paper",
+        profile: str = DEFAULT_PROFILE,
         pretrain_epochs: int | None = None,
         vade_epochs: int | None = None,
         joint_epochs: int | None = None,
         batch_size: int | None = None,
-        pretrain_lr: float = 1e-3,
-        vade_lr: float = 1e-3,
-        joint_lr: float = 1e-4,
+        pretrain_lr: float | None = None,
+        vade_lr: float | None = None,
+        joint_lr: float | None = None,
         beta1: float = 0.5,
         beta2: float = 0.99,
         weight_decay: float = 2.5e-5,
@@ -211,8 +224,10 @@ class ScGACL(Method):
                 check_number(key, getattr(self, key), integer=True, low=0, method=name)
         if self.batch_size is not None:
             check_number("batch_size", self.batch_size, integer=True, low=2, method=name)
-        for key in ("pretrain_lr", "vade_lr", "joint_lr", "temperature"):
-            check_number(key, getattr(self, key), low=0, low_open=True, method=name)
+        for key in ("pretrain_lr", "vade_lr", "joint_lr"):
+            if getattr(self, key) is not None:
+                check_number(key, getattr(self, key), low=0, low_open=True, method=name)
+        check_number("temperature", self.temperature, low=0, low_open=True, method=name)
         for key in ("beta1", "beta2"):
             check_number(key, getattr(self, key), low=0, high=1, method=name)
             if getattr(self, key) == 1:
@@ -238,11 +253,19 @@ class ScGACL(Method):
                              "integers.", fix="pass e.g. hidden_dims=(500, 500, 2000).")
 
     def schedule(self) -> Profile:
-        """The profile with this model's overrides."""
+        """The profile with this model's overrides (explicit parameters win)."""
         base = PROFILES[self.profile]
         return Profile(*(base_value if value is None else value for base_value, value in (
             (base.pretrain_epochs, self.pretrain_epochs), (base.vade_epochs, self.vade_epochs),
-            (base.joint_epochs, self.joint_epochs), (base.batch_size, self.batch_size))))
+            (base.joint_epochs, self.joint_epochs), (base.batch_size, self.batch_size))),
+            lr_scale=base.lr_scale)
+
+    def learning_rates(self) -> dict[str, float]:
+        """Adam's learning rate per phase: an explicit one, else the code's × ``lr_scale``."""
+        scale = PROFILES[self.profile].lr_scale
+        given = {"pretrain": self.pretrain_lr, "vade": self.vade_lr, "joint": self.joint_lr}
+        return {phase: CODE_LEARNING_RATES[phase] * scale if lr is None else lr
+                for phase, lr in given.items()}
 
     def dropout_threshold(self) -> float:
         """ρ: zeros with a dropout probability above it are imputed."""
@@ -280,8 +303,9 @@ class ScGACL(Method):
                              min_batch=2)
 
         betas = (self.beta1, self.beta2)
-        adam = {phase: AdamSettings(lr, betas, self.weight_decay) for phase, lr in (
-            ("pretrain", self.pretrain_lr), ("vade", self.vade_lr), ("joint", self.joint_lr))}
+        learning_rates = self.learning_rates()
+        adam = {phase: AdamSettings(lr, betas, self.weight_decay)
+                for phase, lr in learning_rates.items()}
         trainer = Trainer(device=device, description=self.name)
         start = time.perf_counter()
         history = {}
@@ -310,6 +334,7 @@ class ScGACL(Method):
         self.info_ = {
             "profile": self.profile,
             "schedule": asdict(schedule),
+            "learning_rates": learning_rates,
             "n_groups": n_groups,
             "prior": self.prior,
             "discriminator": self.discriminator_ is not None,
