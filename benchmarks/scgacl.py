@@ -275,9 +275,12 @@ def diagnose(args) -> None:
 CANDIDATES = {
     "paper": {"profile": "paper"},
     "fast": {"profile": "fast"},
-    "b64_20_40_20": {"batch_size": 64, "pretrain_epochs": 20, "vade_epochs": 40,
-                     "joint_epochs": 20, "pretrain_lr": 1e-3, "vade_lr": 1e-3,
-                     "joint_lr": 1e-4},
+    "b128_lr2_40_40_10": {"batch_size": 128, "pretrain_epochs": 40, "vade_epochs": 40,
+                          "joint_epochs": 10, "pretrain_lr": 2e-3, "vade_lr": 2e-3,
+                          "joint_lr": 2e-4},
+    "b128_lr2_20_40_20": {"batch_size": 128, "pretrain_epochs": 20, "vade_epochs": 40,
+                          "joint_epochs": 20, "pretrain_lr": 2e-3, "vade_lr": 2e-3,
+                          "joint_lr": 2e-4},
     "b128_lr4_20_40_20": {"batch_size": 128, "pretrain_epochs": 20, "vade_epochs": 40,
                           "joint_epochs": 20, "pretrain_lr": 4e-3, "vade_lr": 4e-3,
                           "joint_lr": 4e-4},
@@ -390,8 +393,8 @@ def _scaling_job(path: str, method: str, epochs: int) -> dict:
     import scfill
 
     torch.set_num_threads(1)
-    params = {"scgacl": {"pretrain_epochs": epochs, "vade_epochs": epochs,
-                         "joint_epochs": epochs},
+    params = {"scgacl": {"profile": "fast", "pretrain_epochs": epochs,
+                         "vade_epochs": epochs, "joint_epochs": epochs},
               "maskclass": {"epochs": epochs}}.get(method)
     adata = scfill.read(path)
     scfill.impute(adata, method, seed=0, params=params)

@@ -14,8 +14,8 @@ from scfill.cluster import precluster
 from scfill.errors import InputError
 from scfill.methods.base import PreparedData
 from scfill.methods.scgacl import ScGACL
-from scfill.methods.scgacl.model import DEFAULT_PROFILE, PROFILES
 from scfill.methods.scgacl import plan as plan_module
+from scfill.methods.scgacl.model import DEFAULT_PROFILE, PROFILES
 from scfill.methods.scgacl.plan import generated_share
 from scfill.preprocess import LogNormalizer, library_size
 
@@ -211,13 +211,11 @@ def test_profiles_and_overrides():
     assert paper.schedule() == PROFILES["paper"]
     assert (paper.schedule().joint_epochs, paper.schedule().batch_size) == (100, 32)
     assert paper.learning_rates() == {"pretrain": 1e-3, "vade": 1e-3, "joint": 1e-4}
-    assert ScGACL().profile == DEFAULT_PROFILE
+    assert ScGACL().profile == DEFAULT_PROFILE == "fast"
     fast = ScGACL(profile="fast", joint_epochs=7, vade_lr=5e-4)
     assert fast.schedule().joint_epochs == 7  # explicit parameters win over the profile
-    assert fast.schedule().batch_size == PROFILES["fast"].batch_size
-    scale = PROFILES["fast"].lr_scale
-    assert fast.learning_rates() == {"pretrain": 1e-3 * scale, "vade": 5e-4,
-                                     "joint": 1e-4 * scale}
+    assert fast.schedule().batch_size == PROFILES["fast"].batch_size == 64
+    assert fast.learning_rates() == {"pretrain": 1e-3, "vade": 5e-4, "joint": 1e-4}
 
 
 def test_info_records_the_profile_and_its_settings(monkeypatch):
@@ -232,13 +230,13 @@ def test_info_records_the_profile_and_its_settings(monkeypatch):
         return original(self, params)
     monkeypatch.setattr(plan_module.AdamSettings, "make", make)
     model, _ = _fitted(profile="fast", joint_lr=3e-4)
-    scale = PROFILES["fast"].lr_scale
     assert model.info_["profile"] == "fast"
-    assert model.info_["schedule"]["joint_epochs"] == TINY["joint_epochs"]
-    assert model.info_["schedule"]["lr_scale"] == scale
-    assert model.info_["learning_rates"] == {"pretrain": 1e-3 * scale, "vade": 1e-3 * scale,
-                                             "joint": 3e-4}
-    assert seen == {1e-3 * scale: 2, 3e-4: 2}  # pretrain, vade; joint's two optimisers
+    assert model.info_["schedule"] == {"pretrain_epochs": TINY["pretrain_epochs"],
+                                       "vade_epochs": TINY["vade_epochs"],
+                                       "joint_epochs": TINY["joint_epochs"],
+                                       "batch_size": TINY["batch_size"]}
+    assert model.info_["learning_rates"] == {"pretrain": 1e-3, "vade": 1e-3, "joint": 3e-4}
+    assert seen == {1e-3: 2, 3e-4: 2}  # pretrain, vade; joint's two optimisers
 
 
 # ------------------------------------------------------------------ pipeline, evaluation
