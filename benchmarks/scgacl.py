@@ -271,22 +271,22 @@ def diagnose(args) -> None:
         frame.to_csv(path, mode="a", header=not path.exists(), index=False)
 
 
-#: Schedules tried against ``paper`` (``tune``): batch, lr factor, epochs of the phases.
+def _schedule(batch_size: int, epochs: tuple[int, int, int], lr_factor: float) -> dict:
+    """scGACL parameters: batch, epochs of the three phases, the code's rates × a factor."""
+    return {"batch_size": batch_size, **dict(zip(
+        ("pretrain_epochs", "vade_epochs", "joint_epochs"), epochs, strict=True)),
+        "pretrain_lr": 1e-3 * lr_factor, "vade_lr": 1e-3 * lr_factor,
+        "joint_lr": 1e-4 * lr_factor}
+
+
+#: Schedules tried against ``paper`` (``tune``): batch, epochs of the phases, lr factor.
 CANDIDATES = {
     "paper": {"profile": "paper"},
     "fast": {"profile": "fast"},
-    "b128_lr2_40_40_10": {"batch_size": 128, "pretrain_epochs": 40, "vade_epochs": 40,
-                          "joint_epochs": 10, "pretrain_lr": 2e-3, "vade_lr": 2e-3,
-                          "joint_lr": 2e-4},
-    "b128_lr2_20_40_20": {"batch_size": 128, "pretrain_epochs": 20, "vade_epochs": 40,
-                          "joint_epochs": 20, "pretrain_lr": 2e-3, "vade_lr": 2e-3,
-                          "joint_lr": 2e-4},
-    "b128_lr4_20_40_20": {"batch_size": 128, "pretrain_epochs": 20, "vade_epochs": 40,
-                          "joint_epochs": 20, "pretrain_lr": 4e-3, "vade_lr": 4e-3,
-                          "joint_lr": 4e-4},
-    "b128_lr2_40_40_0": {"batch_size": 128, "pretrain_epochs": 40, "vade_epochs": 40,
-                         "joint_epochs": 0, "pretrain_lr": 2e-3, "vade_lr": 2e-3,
-                         "joint_lr": 2e-4},
+    "b128_lr2_40_40_10": _schedule(128, (40, 40, 10), 2),
+    "b128_lr2_20_40_20": _schedule(128, (20, 40, 20), 2),
+    "b128_lr4_20_40_20": _schedule(128, (20, 40, 20), 4),
+    "b128_lr2_40_40_0": _schedule(128, (40, 40, 0), 2),
 }
 TUNE_METRICS = ("rmse", "pearson", "cosine", "dropout_f1", "runtime_s")
 
@@ -456,6 +456,16 @@ def _sections(frame: pd.DataFrame, index: list[str], columns: str,
     return lines
 
 
+def _plain_table(frame: pd.DataFrame) -> list[str]:
+    """``frame`` as a Markdown table, floats to 3 decimals."""
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |",
+             "|" + "---|" * len(frame.columns)]
+    for row in frame.itertuples(index=False):
+        lines.append("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v)
+                                       for v in row) + " |")
+    return lines
+
+
 def _read(grid: str) -> pd.DataFrame | None:
     path = OUT / grid / "results.csv"
     return pd.read_csv(path) if path.exists() else None
@@ -486,36 +496,34 @@ def report(args) -> None:
     ablations = [_read(f"ablation/{v}/{part}") for v in ABLATIONS for part in ("sim", "real")]
     ablations = [f.assign(method=v) for v, f in zip(np.repeat(list(ABLATIONS), 2), ablations,
                                                      strict=True) if f is not None]
+    presets_frame = _read("presets")
+    if ablations and _read("ablation/full/sim") is None and presets_frame is not None:
+        # the full model on the same simulations is the presets grid's scGACL run
+        datasets = set(pd.concat(ablations)["dataset"])
+        ablations.append(presets_frame[(presets_frame["method"] == "scgacl")
+                                       & presets_frame["dataset"].isin(datasets)]
+                         .assign(method="full (presets grid)"))
     if ablations:
         frame = pd.concat(ablations)
         lines += ["## Ablations", "",
-                  f"Settings: `{_settings('ablation/full/sim')}`; real sets "
-                  f"`{_settings('ablation/full/real')}`", ""]
-        lines += _sections(frame, ["method"], "dataset", ("rmse", "pearson", "cosine"))
-    path = OUT / "tune.csv"
-    if path.exists():
-        frame = pd.read_csv(path)
+                  f"Settings: `{_settings('ablation/no_adversarial/sim')}`; real sets "
+                  f"`{_settings('ablation/no_adversarial/real')}`", ""]
+        lines += _sections(frame, ["method"], "dataset",
+                           ("rmse", "pearson", "cosine", "dropout_rmse", "runtime_s"))
+    tuned = OUT / "tune.csv"
+    if tuned.exists():
+        summary = pd.read_csv(tuned).groupby(["preset", "candidate"])[list(TUNE_METRICS)].agg(
+            lambda v: f"{v.mean():.3f}" + (f" ± {v.std():.3f}" if len(v) > 1 else ""))
+        summary.insert(0, "n", pd.read_csv(tuned).groupby(["preset", "candidate"]).size())
         lines += ["## Profiles: `paper` against `fast` and other schedules (`tune`)", "",
                   "Protocol `truth` (accuracy metrics only), paired method seeds = repeats; "
-                  "mean ± sd over the repeats run; `n` repeats. Settings: "
-                  f"`{json.dumps(CANDIDATES)}`", "",
-                  "| preset | candidate | n | " + " | ".join(TUNE_METRICS) + " |",
-                  "|---|---|---:|" + "---:|" * len(TUNE_METRICS)]
-        for (preset, name), group in frame.groupby(["preset", "candidate"]):
-            cells = [f"{group[m].mean():.3f}" + (f" ± {group[m].std():.3f}"
-                                                 if len(group) > 1 else "")
-                     for m in TUNE_METRICS]
-            lines.append(f"| {preset} | {name} | {len(group)} | " + " | ".join(cells) + " |")
-        lines.append("")
+                  "mean ± sd over the `n` repeats run. Settings: "
+                  f"`{json.dumps(CANDIDATES)}`", "", *_plain_table(summary.reset_index()), ""]
     path = OUT / "profile.csv"
     if path.exists():
         frame = pd.read_csv(path)
         lines += ["## Profile: seconds per epoch of each phase (`profile`)", "",
-                  "| " + " | ".join(frame.columns) + " |",
-                  "|" + "---|" * len(frame.columns)]
-        lines += ["| " + " | ".join(str(v) for v in r) + " |" for r in frame.itertuples(
-            index=False)]
-        lines.append("")
+                  *_plain_table(frame), ""]
     path = OUT / "dropout.csv"
     if path.exists():
         frame = pd.read_csv(path).melt(id_vars=["preset", "seed", "labels", "variant",
@@ -533,12 +541,7 @@ def report(args) -> None:
                   "RMSE against the truth over all entries when scGACL's reconstruction "
                   "fills the zeros each rule picks; kNN under the oracle rule beside it; "
                   "RMSE at the true dropouts alone; share of true dropouts each rule calls.",
-                  "", "| " + " | ".join(frame.columns) + " |",
-                  "|---|---|" + "---:|" * (len(frame.columns) - 2)]
-        for _, r in frame.iterrows():
-            lines.append("| " + " | ".join(v if isinstance(v, str) else f"{v:.3f}"
-                                           for v in r) + " |")
-        lines.append("")
+                  "", *_plain_table(frame), ""]
     path = OUT / "scaling.csv"
     if path.exists():
         frame = pd.read_csv(path)
