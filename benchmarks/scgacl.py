@@ -256,6 +256,7 @@ def diagnose(args) -> None:
     import torch
 
     import scfill
+    from scfill.combine import reconstruction_blocks
     from scfill.dropout import estimate
     from scfill.evaluate.space import reference_space, retarget
     from scfill.methods.base import PreparedData
@@ -280,8 +281,9 @@ def diagnose(args) -> None:
                             obs_names=np.asarray(shown.obs_names))
         truth_space, target = reference_space(adata.layers["true_counts"])
         truth = truth_space.toarray()
-        recon = retarget(sp.csr_matrix(model.reconstruct(data)), normalizer.target,
-                         target).toarray()
+        blocks = reconstruction_blocks(model.reconstruct(data), data.counts.shape)
+        recon = retarget(sp.csr_matrix(np.vstack([block for _, block in blocks])),
+                         normalizer.target, target).toarray()
         observed = retarget(data.logcounts, normalizer.target, target).toarray()
         labels = np.asarray(shown.obs["scfill_cluster"].astype(str))
         chosen = shown.layers["dropout_probability"].toarray() > 0.5
