@@ -211,6 +211,24 @@ def test_prepare_without_set_aside_makes_no_copies(counts_adata):
     assert with_model.layout.labels_source == "obs['group']"
 
 
+def test_setting_aside_empty_cells_and_genes_shares_the_values(counts_adata):
+    """All-zero cells and genes are left out without copying the stored values: the
+    prepared counts and common-space values equal the copied subsets and share memory
+    with each other's index array; a gene selection copies."""
+    adata = _set_aside(counts_adata)
+    data = scfill.prepare(adata)
+    cells, genes = data.layout.cells, data.layout.genes
+    raw = sp.csr_matrix(adata.X, dtype=np.float32)
+    assert (data.counts != raw[cells][:, genes]).nnz == 0
+    expected = data.normalizer.transform(raw[cells], np.asarray(raw[cells].sum(axis=1)).ravel())
+    np.testing.assert_array_equal(data.logcounts.toarray(), expected[:, genes].toarray())
+    assert np.shares_memory(data.counts.indices, data.logcounts.indices)
+    assert np.shares_memory(data.logcounts.data, data.layout.observed.data)
+    chosen = scfill.prepare(adata, n_top_genes=10)
+    assert chosen.n_genes == 10
+    assert not np.shares_memory(chosen.logcounts.data, chosen.layout.observed.data)
+
+
 def test_fitted_model_is_reused_on_new_data(counts_adata, tmp_path):
     from conftest import make_counts
 

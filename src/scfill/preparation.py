@@ -166,8 +166,10 @@ def prepare(
     if layout.whole:
         counts, logcounts = counts_all, observed_all
     else:
-        counts = counts_all[cell_idx][:, gene_idx]
-        logcounts = observed_all[cell_idx][:, gene_idx]
+        # set aside only because empty (no gene selection, no model's genes): nothing stored
+        # is removed, so the subsets share the values instead of copying them
+        counts, logcounts = _restrict(counts_all, observed_all, cell_idx, gene_idx,
+                                      only_empty=not fitted and n_top_genes is None)
     seed_everything(seed)
     data = PreparedData(
         counts=counts, library_size=lib_all[cell_idx], normalizer=normalizer,
@@ -183,6 +185,28 @@ def prepare(
             data.dropout = estimate(model.dropout_model, data.counts, data.library_size,
                                     labels=data.labels, **options)
     return data
+
+
+def _restrict(counts: sp.csr_matrix, observed: sp.csr_matrix, cells: np.ndarray,
+              genes: np.ndarray, *, only_empty: bool) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """Rows ``cells`` and columns ``genes`` (sorted) of both matrices (same structure).
+
+    With ``only_empty`` (the rows and columns left out hold no stored entry: all-zero cells
+    and genes of canonical counts) the results keep every stored value: they share the
+    values, and one index array between them, with no copy of the data. Otherwise the
+    subsets are copied.
+    """
+    if not only_empty:
+        return counts[cells][:, genes], observed[cells][:, genes]
+    indptr = np.append(counts.indptr[cells], counts.indptr[-1]).astype(counts.indptr.dtype)
+    indices = counts.indices
+    if genes.size != counts.shape[1]:
+        remap = np.full(counts.shape[1], -1, dtype=indices.dtype)
+        remap[genes] = np.arange(genes.size, dtype=indices.dtype)
+        indices = remap[indices]
+    shape = (cells.size, genes.size)
+    return tuple(sp.csr_matrix((m.data, indices, indptr), shape=shape, copy=False)
+                 for m in (counts, observed))
 
 
 def _float32_csr(raw) -> sp.csr_matrix:
