@@ -355,8 +355,9 @@ def test_progress_bars_on_a_terminal(monkeypatch):
 
 
 def test_streamed_impute_copies_input_layers_file_to_file(tmp_path, counts_adata, monkeypatch):
-    """From STREAM_CELLS cells an .h5ad input is read without its layers, which are copied
-    file to file into the output: the same file contents as the in-memory path."""
+    """From STREAM_CELLS cells an .h5ad input is read without its layers, which (and X, once
+    the data are prepared) are copied file to file into the output: the same file contents
+    as the in-memory path."""
     import scipy.sparse as sp
 
     import scfill.io
@@ -376,6 +377,7 @@ def test_streamed_impute_copies_input_layers_file_to_file(tmp_path, counts_adata
     monkeypatch.setattr(scfill.pipeline, "STREAM_CELLS", 10)
     assert main([*argv, str(tmp_path / "streamed.h5ad")]) == 0
     assert lean and not lean[0][0].layers and lean[0][1] == ["spliced"]
+    assert lean[0][0].X is None  # released once prepared: the output's X came from the file
     memory, streamed = (ad.read_h5ad(tmp_path / f"{n}.h5ad") for n in ("memory", "streamed"))
     assert set(streamed.layers) == set(memory.layers) and \
         {"spliced", "imputed"} <= set(memory.layers)

@@ -130,8 +130,9 @@ def _run_impute(args: argparse.Namespace) -> int:
     # the figures need the layers in memory: with --plots the output is not streamed
     streamable = output.suffix.lower() == ".h5ad" and not args.plots
     on_disk: list[str] = []  # input layers copied file to file into a streamed output
-    if streamable and suffix(args.input) == ".h5ad" and \
-            h5ad_shape(args.input)[0] >= STREAM_CELLS:
+    lean = streamable and suffix(args.input) == ".h5ad" and \
+        h5ad_shape(args.input)[0] >= STREAM_CELLS
+    if lean:
         adata, on_disk = read_h5ad_without_layers(args.input, layer=args.layer)
     else:
         cells_axis = None if args.transpose is None else (0 if args.transpose else 1)
@@ -144,7 +145,9 @@ def _run_impute(args: argparse.Namespace) -> int:
     main = distributed.is_main_process()  # under torchrun, rank 0 alone writes
     if main and streamable and adata.n_obs >= STREAM_CELLS:
         impute_to_file(adata, output, method, force=args.force, params=params,
-                       copy_layers_from=(args.input, on_disk) if on_disk else None, **options)
+                       copy_layers_from=(args.input, on_disk) if lean else None,
+                       x_from=("X" if args.layer is None else f"layers/{args.layer}")
+                       if lean else None, **options)
     else:
         scfill.impute(adata, method, params=params, **options)
         if main:

@@ -421,6 +421,7 @@ def write_h5ad_blocks(
     finish: Callable[[dict[str, dict]], dict[str, Any]],
     force: bool = False,
     copy_layers_from: tuple[str | os.PathLike, Iterable[str]] | None = None,
+    x_from: str | None = None,
 ) -> Path:
     """Write ``adata`` to ``.h5ad`` with extra layers that arrive in row blocks.
 
@@ -432,7 +433,9 @@ def write_h5ad_blocks(
     ``copy_layers_from`` (an .h5ad path and layer names, as
     :func:`read_h5ad_without_layers` returns them) copies those layers from that file into
     the output file to file, never through memory; a name the blocks also write is not
-    copied (the new layer replaces it, as :func:`scfill.impute` does in memory).
+    copied (the new layer replaces it, as :func:`scfill.impute` does in memory). ``x_from``
+    (with ``copy_layers_from``) copies that key of the file (``"X"``, ``"layers/NAME"``) to
+    the output's ``X``, for an ``adata`` whose ``X`` was released.
     The file appears only when everything was written (:func:`atomic_path`).
     """
     import h5py
@@ -452,6 +455,8 @@ def write_h5ad_blocks(
             if copy_layers_from is not None:
                 source, names = copy_layers_from
                 with h5py.File(source, "r") as src:
+                    if x_from is not None:
+                        src.copy(src[x_from], store, "X")
                     for name in names:
                         if name not in store["layers"]:
                             src.copy(src["layers"][name], store["layers"], name)

@@ -147,6 +147,7 @@ def impute_to_file(
     counts_layer: bool = False,
     dropout_layer: bool = True,
     copy_layers_from: tuple[str | os.PathLike, list[str]] | None = None,
+    x_from: str | None = None,
     **options: Any,
 ) -> Path:
     """:func:`impute`, writing ``adata`` and the new layers to ``path`` (.h5ad) in row blocks.
@@ -156,14 +157,19 @@ def impute_to_file(
     (:func:`scfill.io.write_h5ad_blocks`); ``uns["scfill"]["storage"]`` says which.
     ``adata`` gets ``uns["scfill"]`` (and ``obs["scfill_cluster"]``) but not the layers.
     ``copy_layers_from`` (input path, layer names) adds input layers that were left on disk
-    (:func:`scfill.io.read_h5ad_without_layers`), copied file to file.
+    (:func:`scfill.io.read_h5ad_without_layers`), copied file to file. ``x_from`` (with
+    ``copy_layers_from``): the key of that file holding the counts read as ``X`` (``"X"`` or
+    ``"layers/NAME"``); ``adata.X`` is then released once the data are prepared (the
+    caller's ``adata`` loses ``X``) and the output's ``X`` is copied from the file, so the
+    input's values are not held while the method trains.
     ``force`` overwrites an existing file; the other arguments, and ``options`` (``layer``,
     ``labels_key``, ``seed``, ``device``, ``n_top_genes``), are those of :func:`impute`.
     """
     start = time.perf_counter()
     path = check_output(path, force=force, suffixes=(".h5ad",))
     model, data, refit, selection = _fit(adata, method, params, key_added=key_added,
-                                         counts_layer=counts_layer, **options)
+                                         counts_layer=counts_layer,
+                                         release_x=x_from is not None, **options)
     _write_clusters(adata, data)
     blocks = output_blocks(model, data, key_added=key_added, dropout_layer=dropout_layer,
                            counts_layer=counts_layer)
@@ -177,15 +183,16 @@ def impute_to_file(
 
     with timed(f"reconstructing with {model.name} and writing {path}"):
         write_h5ad_blocks(adata, path, blocks, finish=provenance, force=force,
-                          copy_layers_from=copy_layers_from)
+                          copy_layers_from=copy_layers_from, x_from=x_from)
     return path
 
 
 def _fit(adata: ad.AnnData, method: str | Method, params: Mapping[str, Any] | None, *,
-         key_added: str, counts_layer: bool, **options) -> tuple[Method, PreparedData, bool, Any]:
+         key_added: str, counts_layer: bool, release_x: bool = False, **options
+         ) -> tuple[Method, PreparedData, bool, Any]:
     """The method (fitted here unless it already was), the prepared data, whether it was
     fitted here, and the selection of ``method="auto"`` (else None). The options are
-    checked first, before any work."""
+    checked first, before any work; ``release_x`` drops ``adata.X`` once prepared."""
     source = adata.uns.get("scfill_input", {}).get("path") if "scfill_input" in adata.uns else None
     validate_impute_options(adata, layer=options.get("layer"), key_added=key_added,
                             n_top_genes=options.get("n_top_genes"), seed=options.get("seed", 0),
@@ -202,6 +209,8 @@ def _fit(adata: ad.AnnData, method: str | Method, params: Mapping[str, Any] | No
     model = _make_method(method, params)
     model.check_params()
     data = prepare(adata, model, **options)
+    if release_x:
+        adata.X = None
     refit = not model.is_fitted
     if refit:
         with timed(f"fitting {model.name}"):
