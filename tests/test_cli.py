@@ -387,3 +387,14 @@ def test_streamed_impute_copies_input_layers_file_to_file(tmp_path, counts_adata
         np.testing.assert_array_equal(a, b, err_msg=name)
     np.testing.assert_array_equal(streamed.obsm["coords"], adata.obsm["coords"])
     assert (streamed.X != memory.X).nnz == 0
+
+
+def test_param_strings_follow_the_defaults_type():
+    from scfill.methods.scmaskgan import ScMaskGan
+    from scfill.utils import parse_param_strings
+
+    parsed = parse_param_strings(ScMaskGan, ["tune_k=false", "epochs=3", "lr=0.01",
+                                             "profile=fast", "batch_size=none"])
+    assert parsed == {"tune_k": False, "epochs": 3, "lr": 0.01, "profile": "fast",
+                      "batch_size": None}
+    assert parse_param_strings(ScMaskGan, ["tune_k=True"]) == {"tune_k": True}

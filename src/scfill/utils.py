@@ -64,7 +64,8 @@ def parse_param_strings(cls: type, pairs: Iterable[str]) -> dict[str, Any]:
     """Turn CLI ``key=value`` strings into typed keyword arguments of ``cls.__init__``.
 
     The type of each value follows the parameter's default (bool, int, float, str); an
-    ``int`` default accepts ``"none"`` when the parameter may be None.
+    ``int`` default accepts ``"none"`` when the parameter may be None, and a None default
+    takes ``true``/``false`` as a bool, else a number or the string.
     """
     signature = inspect.signature(cls.__init__)
     known = {n: p for n, p in signature.parameters.items() if n != "self"}
@@ -95,6 +96,8 @@ def _coerce(key: str, raw: str, default: Any) -> Any:
         if isinstance(default, float):
             return float(raw)
         if default is None or default is inspect.Parameter.empty:
+            if raw.lower() in ("true", "false"):  # an optional switch (default None: auto)
+                return raw.lower() == "true"
             for convert in (int, float):
                 try:
                     return convert(raw)

@@ -302,7 +302,9 @@ def _em(b: _Block, eta, zeta, pi, *, prior_mean=None, prior_var=None, max_iter: 
     ids = np.arange(n_genes)  # global gene of each local column
     prior = None if prior_mean is None else np.asarray(prior_mean, dtype=np.float64)
     local = params.copy()
-    with np.errstate(over="ignore", under="ignore"):
+    # an underflowed f(0) with π = 0 gives log 0: such a step's objective is not finite and
+    # the gene keeps its previous value (below), so those warnings carry no information
+    with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
         old = _objective(b, *local, prior, prior_var)
         for step in range(1, max_iter + 1):
             new_local = np.stack(_step(b, *local, prior, prior_var))
