@@ -214,11 +214,27 @@ def _add_evaluate_parser(sub) -> None:
                    "(default: label, group or cell_type)")
     p.add_argument("--time-key", help="numeric obs column of true times (trajectory scores)")
     p.add_argument("--clustering", default="kmeans", choices=("kmeans", "leiden", "louvain"))
+    p.add_argument("--resolution", default="1.0", type=_resolution,
+                   help="Leiden/Louvain resolution: a number (default 1.0) or n_labels (the "
+                   "resolution that gives as many clusters as true labels)")
     p.add_argument("--cells", type=int, help="cells of a preset:NAME simulation")
     p.add_argument("--genes", type=int, help="genes of a preset:NAME simulation")
     p.add_argument("-o", "--output", required=True, help="results CSV (tidy rows)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     _add_common_run_options(p)
+
+
+def _resolution(value: str) -> float | str:
+    if value == "n_labels":
+        return value
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number or n_labels, got "
+                                         f"{value!r}")
+    return number
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
@@ -243,7 +259,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
                                repeats=args.repeats, seed=args.seed, params=params,
                                labels_key=args.labels_key, truth_key=args.truth_key,
                                time_key=args.time_key, clustering=args.clustering,
-                               dataset=name, device=args.device)
+                               resolution=args.resolution, dataset=name, device=args.device)
     with atomic_path(output, force=args.force) as tmp:
         results.to_csv(tmp, index=False)
     print(format_summary(summarize(results)))

@@ -31,6 +31,12 @@ MAX_PCS = 50
 KMEANS_INIT = 10
 #: Neighbours of the kNN graph for Leiden/Louvain (scanpy's default).
 GRAPH_NEIGHBORS = 15
+#: ``resolution`` value asking for the resolution that yields the number of labels.
+RESOLUTION_N_LABELS = "n_labels"
+#: Bisection bounds and steps of :func:`matching_resolution` (a resolution range in which
+#: scanpy's Louvain/Leiden go from one cluster to many on 1,000-cell kNN graphs).
+RESOLUTION_RANGE = (0.01, 10.0)
+RESOLUTION_STEPS = 12
 #: DE thresholds (scGACL, after scGGAN: |logFC| ≥ 1, adjusted p ≤ 0.05).
 DE_MAX_PADJ = 0.05
 DE_MIN_LOGFC = 1.0
@@ -59,7 +65,7 @@ def pca(matrix, *, seed: int = 0) -> np.ndarray:
 
 
 def cluster(embedding: np.ndarray, *, algorithm: str = "kmeans", n_clusters: int | None = None,
-            seed: int = 0, resolution: float = 1.0) -> np.ndarray:
+            seed: int = 0, resolution: float | str = 1.0) -> np.ndarray:
     """Cluster cells from their PCA scores; returns integer cluster codes.
 
     Parameters
@@ -69,11 +75,13 @@ def cluster(embedding: np.ndarray, *, algorithm: str = "kmeans", n_clusters: int
     algorithm
         ``"kmeans"`` (needs ``n_clusters``, the true number of labels), ``"leiden"`` or
         ``"louvain"`` (igraph's implementations on scanpy's kNN graph).
+    n_clusters
+        The true number of labels (k-means; ``resolution="n_labels"``).
     resolution
-        Leiden/Louvain resolution (scanpy's default 1).
+        Leiden/Louvain resolution: a number (scanpy's default 1), or ``"n_labels"``: the
+        resolution found by bisection (:func:`matching_resolution`) whose clustering has
+        ``n_clusters`` clusters.
     """
-    import scanpy as sc
-
     if algorithm not in CLUSTERINGS:
         raise InputError(f"unknown clustering {algorithm!r}.",
                          fix=f"use one of: {', '.join(CLUSTERINGS)}.")
@@ -85,34 +93,106 @@ def cluster(embedding: np.ndarray, *, algorithm: str = "kmeans", n_clusters: int
                              fix="give the true labels' column, or use leiden/louvain.")
         return KMeans(n_clusters=n_clusters, n_init=KMEANS_INIT,
                       random_state=seed).fit_predict(embedding)
+    graph = _neighbour_graph(embedding, seed)
+    if resolution == RESOLUTION_N_LABELS:
+        if n_clusters is None:
+            raise InputError("resolution='n_labels' needs the number of labels.",
+                             fix="give the true labels' column, or a numeric resolution.")
+        return matching_resolution(graph, algorithm, n_clusters, seed=seed)[1]
+    if isinstance(resolution, str) or not resolution > 0:
+        raise InputError(f"clustering resolution must be a positive number or "
+                         f"{RESOLUTION_N_LABELS!r}, got {resolution!r}.",
+                         fix="use e.g. 1.0 (scanpy's default) or 'n_labels'.")
+    return _communities(graph, algorithm, float(resolution), seed)
+
+
+def _neighbour_graph(embedding: np.ndarray, seed: int) -> ad.AnnData:
+    import scanpy as sc
+
     graph = ad.AnnData(obsm={"X_pca": embedding}, obs=pd.DataFrame(
         index=[f"c{i}" for i in range(len(embedding))]))
     sc.pp.neighbors(graph, n_neighbors=min(GRAPH_NEIGHBORS, len(embedding) - 1),
                     use_rep="X_pca", random_state=seed)
-    if algorithm == "leiden":
-        sc.tl.leiden(graph, resolution=resolution, flavor="igraph", n_iterations=2,
-                     directed=False, random_state=seed)
-    else:
-        sc.tl.louvain(graph, resolution=resolution, flavor="igraph", random_state=seed)
+    return graph
+
+
+def _communities(graph: ad.AnnData, algorithm: str, resolution: float, seed: int
+                 ) -> np.ndarray:
+    import scanpy as sc
+
+    if algorithm == "louvain":
+        return _louvain(graph.obsp["connectivities"], resolution, seed)
+    sc.tl.leiden(graph, resolution=resolution, flavor="igraph", n_iterations=2,
+                 directed=False, random_state=seed)
     return graph.obs[algorithm].cat.codes.to_numpy()
 
 
-def clustering_scores(matrix, labels, *, algorithm: str = "kmeans",
-                      seed: int = 0) -> dict[str, float]:
+def _louvain(connectivities: sp.spmatrix, resolution: float, seed: int) -> np.ndarray:
+    """igraph's Louvain (multilevel) on the unweighted kNN graph at ``resolution``.
+
+    scanpy's ``tl.louvain(flavor="igraph")`` runs the same algorithm on the same graph but
+    ignores both ``resolution`` and ``random_state`` (it warns so), so it is called
+    directly here, with igraph's random numbers drawn from a generator seeded by ``seed``.
+    """
+    import random
+
+    import igraph
+
+    upper = sp.triu(connectivities, k=1).tocoo()
+    graph = igraph.Graph(n=connectivities.shape[0], directed=False,
+                         edges=np.column_stack([upper.row, upper.col]).tolist())
+    igraph.set_random_number_generator(random.Random(seed))
+    try:
+        membership = graph.community_multilevel(resolution=resolution).membership
+    finally:
+        igraph.set_random_number_generator(random)
+    return np.asarray(membership)
+
+
+def matching_resolution(graph: ad.AnnData, algorithm: str, n_clusters: int, *,
+                        seed: int = 0) -> tuple[float, np.ndarray]:
+    """The Leiden/Louvain resolution whose clustering of ``graph`` has ``n_clusters``
+    clusters, by bisection on a log scale over ``RESOLUTION_RANGE``; returns it and the
+    codes.
+
+    The number of clusters grows with the resolution (not strictly: the bisection stops at
+    the first resolution that hits ``n_clusters``, else after ``RESOLUTION_STEPS`` steps at
+    the one that came closest, fewer clusters winning a tie). scMASKGAN's ACC after
+    Hungarian matching (Tables 3–4) can reach 0.999 only when the clusters are about as many
+    as the labelled types, so this is the resolution that comparison implies.
+    """
+    low, high = (np.log(r) for r in RESOLUTION_RANGE)
+    best: tuple[tuple[int, int], float, np.ndarray] | None = None
+    for _ in range(RESOLUTION_STEPS):
+        middle = (low + high) / 2
+        codes = _communities(graph, algorithm, float(np.exp(middle)), seed)
+        found = len(np.unique(codes))
+        rank = (abs(found - n_clusters), found)
+        if best is None or rank < best[0]:
+            best = (rank, float(np.exp(middle)), codes)
+        if found == n_clusters:
+            break
+        low, high = (middle, high) if found < n_clusters else (low, middle)
+    return best[1], best[2]
+
+
+def clustering_scores(matrix, labels, *, algorithm: str = "kmeans", seed: int = 0,
+                      resolution: float | str = 1.0) -> dict[str, float]:
     """Cluster ``matrix`` and compare to ``labels``.
 
     Returns ARI, NMI, purity, entropy, ACC/F1/AUC (Hungarian-matched; see
     :mod:`scfill.evaluate.metrics`), the number of clusters found, and ASW: the mean
     silhouette of the cells in PCA space under the clusters found (MaskClass §2.8: a(i)
     is the mean distance to the cell's *assigned* cluster; scikit-learn's
-    ``silhouette_score``; NaN with a single cluster).
+    ``silhouette_score``; NaN with a single cluster). ``resolution`` is Leiden/Louvain's
+    (:func:`cluster`).
     """
     from sklearn.metrics import silhouette_score
 
     labels = np.asarray(labels)
     embedding = pca(matrix, seed=seed)
     clusters = cluster(embedding, algorithm=algorithm, n_clusters=len(np.unique(labels)),
-                       seed=seed)
+                       seed=seed, resolution=resolution)
     scores = metrics.clustering_agreement(labels, clusters)
     n_found = len(np.unique(clusters))
     scores["asw"] = float(silhouette_score(embedding, clusters)) if 1 < n_found < len(

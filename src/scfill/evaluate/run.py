@@ -41,6 +41,7 @@ def evaluate_method(
     truth_key: str | None = None,
     time_key: str | None = None,
     clustering: str = "kmeans",
+    resolution: float | str = 1.0,
     dataset: str | None = None,
     device: str = "cpu",
     return_imputed: bool = False,
@@ -79,6 +80,10 @@ def evaluate_method(
     clustering
         ``"kmeans"`` (true k; MaskClass, scGACL), ``"leiden"`` or ``"louvain"``
         (scMASKGAN).
+    resolution
+        Leiden/Louvain resolution: a number (scanpy's default 1), or ``"n_labels"`` for the
+        resolution that yields as many clusters as true labels
+        (:func:`scfill.evaluate.downstream.matching_resolution`).
     dataset
         Name in the ``dataset`` column (default: the input file's stem, or ``"data"``).
     device
@@ -137,7 +142,8 @@ def evaluate_method(
         np.asarray(adata.obs[truth_key].astype(str))[degraded.cells]
     if labels is not None and protocol.kind in ("truth", "downstream"):
         scores.update(downstream.clustering_scores(predicted, labels, algorithm=clustering,
-                                                   seed=seed + repeat))
+                                                   seed=seed + repeat,
+                                                   resolution=resolution))
         if protocol.kind == "truth":
             scores.update(downstream.deg_agreement(predicted, reference, labels))
     if time_key is not None and protocol.kind in ("truth", "downstream"):
