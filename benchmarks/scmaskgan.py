@@ -24,6 +24,18 @@ Parts (``--part``):
     schedule can be read off).
 ``memory``
     Peak RSS of one scMASKGAN training epoch at 20,000 genes (the bounded-size claim).
+``profile``
+    One training step (discriminator then generator update, 1 thread) timed at
+    ``--profile-genes`` genes for channel counts × batch sizes, with and without
+    ``channels_last``, and torch's operator profile of the ``fast`` step: where the time
+    goes. Writes ``scmaskgan_profile.csv`` and ``scmaskgan_profile_ops.csv``.
+``sweep``
+    Paired settings of scMASKGAN on the same masks (``mask-nonzero:0.1``, repeats ``r``
+    with masks ``default_rng([0, r])`` and seed ``r``), knn beside them: ``--settings`` is a
+    JSON object ``{name: params}``. One process, one setting after the other; each row
+    holds the masked-entry Pearson/RMSE and what the fit recorded (epochs run, training
+    seconds, k and the spread of Optuna's k objective). Rows are appended to
+    ``--sweep-out`` as they finish (a rerun skips the rows already there).
 
 The diagnostic method ``classmean`` (registered by this script for its runs) fills each zero
 with the mean of the gene's observed non-zeros in the cell's k-means pre-cluster: what
@@ -107,20 +119,57 @@ REPORT_METRICS = {"mask-nonzero:0.1": ["pearson", "rmse", "js_distance", "wasser
 
 
 def _clustered_job(clustering: str, *, path: str, method: str, protocol: str, repeat: int,
-                   seed: int, params: dict, dataset: str, device: str) -> list[dict]:
+                   seed: int, params: dict, dataset: str, device: str,
+                   resolution: float | str = 1.0) -> list[dict]:
     import anndata as ad
 
     from scfill.evaluate import evaluate_method
 
     rows = evaluate_method(ad.read_h5ad(path), method, protocol=protocol, seed=seed,
                            repeat=repeat, params=params, dataset=dataset, device=device,
-                           clustering=clustering)
+                           clustering=clustering, resolution=resolution)
     return rows.to_dict(orient="records")
 
 
 def louvain_job(**kwargs) -> list[dict]:
-    """One grid cell: :func:`scfill.evaluate.evaluate_method` with Louvain clustering."""
+    """One grid cell: :func:`scfill.evaluate.evaluate_method` with Louvain clustering
+    (resolution 1, scanpy's default)."""
     return _clustered_job("louvain", **kwargs)
+
+
+def louvain_n_labels_job(**kwargs) -> list[dict]:
+    """The same with the Louvain resolution that yields as many clusters as labelled types
+    (what the paper's ACC after Hungarian matching implies)."""
+    return _clustered_job("louvain", resolution="n_labels", **kwargs)
+
+
+def louvain_both_job(*, path: str, method: str, protocol: str, repeat: int, seed: int,
+                     params: dict, dataset: str, device: str) -> list[dict]:
+    """Louvain at resolution 1 and, on the same imputed data, at the resolution that yields
+    the labelled number of clusters (rows ``<metric>_n_labels``): one fit, both protocols."""
+    import anndata as ad
+
+    from scfill.evaluate import downstream, evaluate_method
+    from scfill.evaluate.masking import degrade, parse_protocol
+    from scfill.evaluate.space import reference_space, retarget
+
+    adata = ad.read_h5ad(path)
+    rows, shown = evaluate_method(adata, method, protocol=protocol, seed=seed, repeat=repeat,
+                                  params=params, dataset=dataset, device=device,
+                                  clustering="louvain", return_imputed=True)
+    records = rows.to_dict(orient="records")
+    if parse_protocol(protocol).kind != "downstream":
+        return records
+    degraded = degrade(adata, parse_protocol(protocol), np.random.default_rng([seed, repeat]))
+    _, target = reference_space(degraded.reference)
+    predicted = retarget(shown.layers["imputed"], shown.uns["scfill"]["normalizer"]["target"],
+                         target)
+    labels = np.asarray(adata.obs["label"].astype(str))[degraded.cells]
+    scores = downstream.clustering_scores(predicted, labels, algorithm="louvain",
+                                          seed=seed + repeat, resolution="n_labels")
+    template = records[0]
+    return records + [{**template, "metric": f"{name}_n_labels", "value": float(value)}
+                      for name, value in scores.items()]
 
 
 def kmeans_job(**kwargs) -> list[dict]:
@@ -222,6 +271,135 @@ def run_memory(args: argparse.Namespace) -> None:
     pd.DataFrame([row]).to_csv(RESULTS / "scmaskgan_memory.csv", index=False)
 
 
+def _step_seconds(channels: int, batch: int, n_genes: int, *, channels_last: bool = False,
+                  steps: int = 5, operators: bool = False):
+    """Mean seconds of one plan step on random data (and the operator table)."""
+    import time
+
+    import torch
+
+    from scfill.methods.scmaskgan.layout import GeneImage
+    from scfill.methods.scmaskgan.model import BETAS, RECONSTRUCTION_WEIGHT
+    from scfill.methods.scmaskgan.module import Discriminator, Generator
+    from scfill.methods.scmaskgan.plan import ScMaskGanPlan
+
+    torch.manual_seed(0)
+    layout = GeneImage(n_genes)
+    generator = Generator(layout.side, 3, layout.side, channels)
+    discriminator = Discriminator(layout.side, 3, channels)
+    if channels_last:
+        generator = generator.to(memory_format=torch.channels_last)
+        discriminator = discriminator.to(memory_format=torch.channels_last)
+    plan = ScMaskGanPlan(generator, discriminator, layout, n_classes=3,
+                         latent_dim=layout.side, lr=1e-3, betas=BETAS,
+                         reconstruction_weight=RECONSTRUCTION_WEIGHT, seed=0)
+    optimizers = plan.configure_optimizers()
+
+    class _Context:
+        def optimize(self, name, loss):
+            optimizers[name].zero_grad(set_to_none=True)
+            loss.backward()
+            optimizers[name].step()
+
+    genes = torch.rand(batch, n_genes) * (torch.rand(batch, n_genes) < 0.5)
+    step = {"x": genes, "label": torch.randint(0, 3, (batch,))}
+    for _ in range(2):
+        plan.training_step(step, _Context())
+    start = time.perf_counter()
+    for _ in range(steps):
+        plan.training_step(step, _Context())
+    seconds = (time.perf_counter() - start) / steps
+    if not operators:
+        return seconds, None
+    from torch.profiler import profile
+
+    with profile() as prof:
+        for _ in range(steps):
+            plan.training_step(step, _Context())
+    table = pd.DataFrame([{"operator": e.key, "self_cpu_ms": e.self_cpu_time_total / 1e3 / steps,
+                           "calls": e.count // steps} for e in prof.key_averages()])
+    table = table.sort_values("self_cpu_ms", ascending=False)
+    table["share"] = table.self_cpu_ms / table.self_cpu_ms.sum()
+    return seconds, table.head(15)
+
+
+def run_profile(args: argparse.Namespace) -> None:
+    """Step time per channels × batch × memory format, and the fast step's operators."""
+    import torch
+
+    from scfill.methods.scmaskgan.model import PROFILES
+
+    torch.set_num_threads(1)
+    rows = []
+    for channels, batch, last in ((16, 32, False), (16, 64, False), (16, 128, False),
+                                  (16, 256, False), (16, 64, True), (32, 32, False),
+                                  (32, 64, False)):
+        seconds, _ = _step_seconds(channels, batch, args.profile_genes, channels_last=last)
+        rows.append({"genes": args.profile_genes, "channels": channels, "batch": batch,
+                     "channels_last": last, "step_ms": round(seconds * 1e3, 1),
+                     "ms_per_cell": round(seconds * 1e3 / batch, 2)})
+        print(rows[-1], flush=True)
+    fast = PROFILES["fast"]
+    _, ops = _step_seconds(fast["channels"], fast["batch_size"], args.profile_genes,
+                           operators=True)
+    pd.DataFrame(rows).to_csv(RESULTS / "scmaskgan_profile.csv", index=False)
+    ops.round(3).to_csv(RESULTS / "scmaskgan_profile_ops.csv", index=False)
+
+
+def _sweep_row(path: Path, dataset: str, name: str, method: str, params: dict,
+               repeat: int) -> dict:
+    import time
+
+    import anndata as ad
+
+    from scfill.evaluate import evaluate_method
+
+    start = time.perf_counter()
+    rows, shown = evaluate_method(ad.read_h5ad(path), method, protocol="mask-nonzero:0.1",
+                                  seed=0, repeat=repeat, params=params, dataset=dataset,
+                                  return_imputed=True)
+    scores = dict(zip(rows.metric, rows.value, strict=True))
+    info = shown.uns["scfill"].get("info", {})
+    objective = list(info.get("k_objective", {}).values())
+    return {"dataset": dataset, "setting": name, "repeat": repeat,
+            "pearson": scores["pearson"], "rmse": scores["rmse"],
+            "wall_s": round(time.perf_counter() - start, 1),
+            "epochs_run": info.get("epochs_run"), "best_epoch": info.get("best_epoch"),
+            "train_s": info.get("train_seconds"),
+            "k": info.get("k"),
+            "k_objective_spread": (max(objective) - min(objective)) / min(objective)
+            if objective else None,
+            "reconstruction_last": info.get("reconstruction_last"),
+            "params": json.dumps(params, sort_keys=True),
+            "reconstruction_history": json.dumps(info.get("reconstruction_history"))}
+
+
+def run_sweep(args: argparse.Namespace) -> None:
+    """Each setting of ``--settings`` (and knn) on the same masks; rows appended as they
+    finish."""
+    from scfill.bench.datasets import DatasetSource, prepare_dataset
+
+    settings = {"knn": ("knn", {})}
+    settings.update({name: ("scmaskgan", params)
+                     for name, params in json.loads(args.settings).items()})
+    out = Path(args.sweep_out)
+    done = pd.read_csv(out) if out.exists() else pd.DataFrame(
+        columns=["dataset", "setting", "repeat"])
+    finished = set(zip(done.dataset, done.setting, done.repeat, strict=True))
+    folder = Path(args.cache)
+    for dataset in args.datasets.split(","):
+        path = prepare_dataset(DatasetSource(dataset, Path(args.data) / f"{dataset}.h5ad"),
+                               folder, max_cells=args.max_cells, max_genes=args.max_genes)
+        for repeat in range(args.repeats):
+            for name, (method, params) in settings.items():
+                if (dataset, name, repeat) in finished:
+                    continue
+                row = _sweep_row(path, dataset, name, method, params, repeat)
+                print(row, flush=True)
+                pd.DataFrame([row]).to_csv(out, mode="a", header=not out.exists(),
+                                           index=False)
+
+
 def _records(out: Path) -> pd.DataFrame:
     """Metric rows of every finished run under ``out/runs`` (all streams), plus their wall
     time and peak RSS."""
@@ -309,7 +487,8 @@ def write_report(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=["accuracy", "cost", "memory", "report"],
+    parser.add_argument("--part", choices=["accuracy", "cost", "memory", "profile", "sweep",
+                                            "report"],
                         required=True)
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--methods", default=",".join(METHODS))
@@ -317,8 +496,12 @@ def main() -> None:
     parser.add_argument("--data", default=str(DATA))
     parser.add_argument("--out", default=str(RESULTS / "scmaskgan"))
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--clustering", choices=["louvain", "kmeans"], default="louvain",
-                        help="clustering of the downstream protocol (paper: Louvain)")
+    parser.add_argument("--clustering", choices=["louvain", "louvain_n_labels", "louvain_both",
+                                                 "kmeans"],
+                        default="louvain",
+                        help="clustering of the downstream protocol (paper: Louvain; "
+                        "louvain_n_labels: at the resolution giving the labelled number; "
+                        "louvain_both: both from one fit)")
     parser.add_argument("--max-cells", type=int, default=1000)
     parser.add_argument("--max-genes", type=int, default=1000)
     parser.add_argument("--timeout", type=float, default=1800.0)
@@ -328,11 +511,18 @@ def main() -> None:
     parser.add_argument("--cost-epochs", type=int, default=1)
     parser.add_argument("--memory-cells", type=int, default=256)
     parser.add_argument("--memory-genes", type=int, default=20000)
+    parser.add_argument("--profile-genes", type=int, default=1000)
+    parser.add_argument("--settings", default="{}",
+                        help="sweep: JSON object {name: scMASKGAN parameters}")
+    parser.add_argument("--cache", default=str(Path(tempfile.gettempdir())
+                                               / "scmaskgan_datasets"),
+                        help="sweep: folder of the subsampled datasets")
+    parser.add_argument("--sweep-out", default=str(RESULTS / "scmaskgan_sweep.csv"))
     parser.add_argument("--command", default="", help="commands quoted in the report")
     parser.add_argument("--notes", default="", help="a markdown file of settings/findings")
     args = parser.parse_args()
     {"accuracy": run_accuracy, "cost": run_cost, "memory": run_memory,
-     "report": write_report}[args.part](args)
+     "profile": run_profile, "sweep": run_sweep, "report": write_report}[args.part](args)
 
 
 if __name__ == "__main__":

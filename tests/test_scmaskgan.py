@@ -141,3 +141,17 @@ def test_training_checkpoints_through_the_engine(tmp_path, no_optuna):
     assert (tmp_path / "ckpt" / "last.pt").is_file()
     assert set(model.history_) == {"loss_d", "loss_g", "adversarial", "reconstruction"}
     assert len(model.history_["reconstruction"]) == model.info_["epochs_run"] == 2
+
+
+def test_info_records_the_schedule_and_the_reconstruction_curve(no_optuna):
+    model = ScMaskGan(profile="fast", reconstruction_weight=10.0, **TINY).fit(_prepared())
+    info = model.info_
+    assert info["profile"] == "fast"
+    assert {k: info[k] for k in ("epochs", "batch_size", "lr", "channels")} == \
+        {**model.schedule(), **{k: TINY[k] for k in ("epochs", "batch_size", "channels")}}
+    assert info["lr"] == model_module.PROFILES["fast"]["lr"]
+    assert info["reconstruction_weight"] == 10.0
+    assert info["patience"] == model_module.PATIENCE
+    assert info["min_delta"] == model_module.MIN_DELTA
+    assert info["reconstruction_history"] == pytest.approx(model.history_["reconstruction"],
+                                                           abs=1e-6)

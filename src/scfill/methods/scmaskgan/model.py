@@ -255,6 +255,10 @@ class ScMaskGan(Method):
         self.labels_ = labels
         self.info_ = {
             "profile": self.profile, **schedule,
+            "reconstruction_weight": self.reconstruction_weight, "betas": list(BETAS),
+            "patience": self.patience, "min_delta": MIN_DELTA,
+            "n_candidates": self.n_candidates, "outlier_threshold": self.outlier_threshold,
+            "k_sigma": self.k_sigma,
             "epochs_run": history.epochs, "stopped_early": history.stopped_early,
             "best_epoch": history.best_epoch,
             "image_side": layout.side, "latent_dim": latent, "n_classes": n_classes,
@@ -264,6 +268,7 @@ class ScMaskGan(Method):
             "k_objective": {str(k): v for k, v in sorted(tried.items())},
             "holdout_entries": 0 if holdout is None else len(holdout.rows),
             "reconstruction_last": self.history_["reconstruction"][-1],
+            "reconstruction_history": [round(v, 6) for v in self.history_["reconstruction"]],
             "train_seconds": round(train_seconds, 3),
             "fit_seconds": round(time.perf_counter() - start, 3),
         }
