@@ -417,13 +417,16 @@ def _records(out: Path) -> pd.DataFrame:
 
 def _summary(out: Path, reference: Path) -> pd.DataFrame:
     """Mean ± sd over repeats: this run's records, plus the cross-method run's rows (same
-    datasets, masks and settings) for the methods this run did not repeat."""
+    datasets, masks and settings) for the (dataset, method, protocol) cells this run did
+    not run."""
     results = _records(out)
     if reference.exists():
         peers = pd.read_csv(reference)
+        ran = set(zip(results.dataset, results.method, results.protocol, strict=True))
+        mine = [key in ran for key in zip(peers.dataset, peers.method, peers.protocol,
+                                          strict=True)]
         peers = peers[peers.dataset.isin(set(results.dataset))
-                      & ~peers.method.isin(set(results.method))
-                      & peers.protocol.isin(set(results.protocol))]
+                      & peers.protocol.isin(set(results.protocol)) & ~np.array(mine)]
         results = pd.concat([results, peers], ignore_index=True)
     keys = ["dataset", "protocol", "metric", "method"]
     return results.groupby(keys)["value"].agg(["mean", "std", "count"]).reset_index()
@@ -451,6 +454,30 @@ def _table(summary: pd.DataFrame, protocol: str, metric: str) -> list[str]:
     return [*lines, ""]
 
 
+def _sweep_table(sweep: pd.DataFrame, baseline: str) -> list[str]:
+    """Mean ± sd per dataset and setting, and the paired difference of the masked-entry
+    Pearson from ``baseline``'s on the same masks (same repeat)."""
+    base = sweep[sweep.setting == baseline].set_index(["dataset", "repeat"]).pearson
+    lines = [f"Masked-entry Pearson (10 % of non-zeros hidden); Δ = setting − {baseline} on "
+             "the same masks, mean ± sd over repeats.", "",
+             "| dataset | setting | n | pearson | Δ pearson | rmse | epochs run | train s |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+
+    def cell(values: pd.Series) -> str:
+        values = values.dropna()
+        if values.empty:
+            return ""
+        sd = f" ± {values.std():.3f}" if len(values) > 1 else ""
+        return f"{values.mean():.3f}{sd}"
+
+    for (dataset, setting), block in sweep.groupby(["dataset", "setting"], sort=False):
+        paired = block.set_index(["dataset", "repeat"]).pearson - base
+        lines.append(f"| {dataset} | {setting} | {len(block)} | {cell(block.pearson)} | "
+                     f"{cell(paired) if setting != baseline else ''} | {cell(block.rmse)} | "
+                     f"{cell(block.epochs_run)} | {cell(block.train_s)} |")
+    return lines
+
+
 def write_report(args: argparse.Namespace) -> None:
     """``benchmarks/results/scmaskgan.md`` from the records and the cost files."""
     out = Path(args.out)
@@ -465,6 +492,10 @@ def write_report(args: argparse.Namespace) -> None:
         for metric in metrics:
             lines += _table(summary, protocol, metric)
     for folder, title, metrics in (
+            ("scmaskgan_downstream", "Downstream (paper protocol): Louvain at resolution 1 "
+             "and at the resolution giving the labelled number of clusters (`_n_labels`), "
+             "same imputed data", ["acc", "acc_n_labels", "f1", "f1_n_labels", "auc",
+                                   "auc_n_labels", "n_clusters", "n_clusters_n_labels"]),
             ("scmaskgan_kmeans", "Diagnostic: downstream with k-means at the true k",
              ["acc", "ari", "n_clusters"]),
             ("scmaskgan_steps", "Diagnostic: scMASKGAN fast with 140 epochs",
@@ -475,6 +506,16 @@ def write_report(args: argparse.Namespace) -> None:
             for protocol in sorted(set(part.protocol)):
                 for metric in metrics:
                     lines += _table(part, protocol, metric)
+    for name, baseline, title in (
+            ("scmaskgan_sweep_lambda.csv", "fast_l100", "λ (reconstruction weight)"),
+            ("scmaskgan_sweep_profiles.csv", "fast", "profiles: fast vs paper")):
+        if (RESULTS / name).exists():
+            lines += [f"## Paired sweep: {title} (`{name}`)", "",
+                      *_sweep_table(pd.read_csv(RESULTS / name), baseline), ""]
+    for name in ("scmaskgan_profile.csv", "scmaskgan_profile_ops.csv"):
+        if (RESULTS / name).exists():
+            lines += [f"## {name}", "", pd.read_csv(RESULTS / name).to_markdown(index=False),
+                      ""]
     lines += ["Paper (Tables 3–4, Louvain ACC of scMASKGAN on the full data): "
               + ", ".join(f"{k} {v}" for k, v in PAPER_ACC.items()), ""]
     for name in ("scmaskgan_cost.csv", "scmaskgan_memory.csv"):
