@@ -219,6 +219,8 @@ def _add_evaluate_parser(sub) -> None:
                    "resolution that gives as many clusters as true labels)")
     p.add_argument("--cells", type=int, help="cells of a preset:NAME simulation")
     p.add_argument("--genes", type=int, help="genes of a preset:NAME simulation")
+    p.add_argument("--n-top-genes", type=int, help="impute only the most variable genes "
+                   "(the others are scored as observed; default: the method's)")
     p.add_argument("-o", "--output", required=True, help="results CSV (tidy rows)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     _add_common_run_options(p)
@@ -259,7 +261,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
                                repeats=args.repeats, seed=args.seed, params=params,
                                labels_key=args.labels_key, truth_key=args.truth_key,
                                time_key=args.time_key, clustering=args.clustering,
-                               resolution=args.resolution, dataset=name, device=args.device)
+                               resolution=args.resolution, dataset=name, device=args.device,
+                               n_top_genes=args.n_top_genes)
     with atomic_path(output, force=args.force) as tmp:
         results.to_csv(tmp, index=False)
     print(format_summary(summarize(results)))
@@ -357,6 +360,9 @@ def _add_benchmark_parser(sub) -> None:
                    "many cells (random; presets are simulated at this size; 0: all)")
     p.add_argument("--max-genes", type=int, default=2000, help="keep this many most variable "
                    "genes (0: all)")
+    p.add_argument("--n-top-genes", type=int, help="methods impute only the most variable "
+                   "genes of each dataset (the others are scored as observed; default: "
+                   "each method's)")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds per run "
                    "(default 3600)")
     p.add_argument("--threads", type=int, help="threads per run (default: inherit)")
@@ -399,6 +405,7 @@ def _run_benchmark(args: argparse.Namespace) -> int:
         methods=split(args.methods), datasets=split(args.datasets),
         protocols=split(args.protocols), out=Path(args.out), repeats=args.repeats,
         seed=args.seed, max_cells=args.max_cells or None, max_genes=args.max_genes or None,
+        n_top_genes=args.n_top_genes,
         timeout_s=args.timeout, threads=args.threads, params=params, device=args.device,
         force=args.force, retry_failed=args.retry_failed, report_only=args.report_only,
         umap_dataset="" if umap and umap.lower() == "none" else umap)

@@ -83,6 +83,9 @@ class BenchmarkConfig:
         Base seed: subsampling, simulation, masks (with the repeat), methods.
     max_cells, max_genes
         Subsample datasets to at most this many cells and genes (None: keep all).
+    n_top_genes
+        Methods impute only this many most variable genes of each dataset (the others are
+        returned, and scored, as observed); None: each method's default.
     timeout_s
         Time limit of one run, seconds (None: none).
     threads
@@ -112,6 +115,7 @@ class BenchmarkConfig:
     seed: int = 0
     max_cells: int | None = 2000
     max_genes: int | None = 2000
+    n_top_genes: int | None = None
     timeout_s: float | None = 3600.0
     threads: int | None = None
     params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -126,6 +130,7 @@ class BenchmarkConfig:
     def settings(self) -> dict[str, Any]:
         """What finished records depend on: a change needs ``force``."""
         return {"seed": self.seed, "max_cells": self.max_cells, "max_genes": self.max_genes,
+                "n_top_genes": self.n_top_genes,
                 "params": {k: dict(v) for k, v in self.params.items()},
                 "device": self.device, "job": self.job}
 
@@ -134,7 +139,8 @@ class BenchmarkConfig:
 
 
 def evaluate_job(*, path: str, method: str, protocol: str, repeat: int, seed: int,
-                 params: dict[str, Any], dataset: str, device: str) -> list[dict[str, Any]]:
+                 params: dict[str, Any], dataset: str, device: str,
+                 n_top_genes: int | None = None) -> list[dict[str, Any]]:
     """One grid cell: :func:`scfill.evaluate.evaluate_method` on a prepared dataset."""
     import anndata as ad
 
@@ -142,12 +148,13 @@ def evaluate_job(*, path: str, method: str, protocol: str, repeat: int, seed: in
 
     adata = ad.read_h5ad(path)
     rows = evaluate_method(adata, method, protocol=protocol, seed=seed, repeat=repeat,
-                           params=params, dataset=dataset, device=device)
+                           params=params, dataset=dataset, device=device,
+                           n_top_genes=n_top_genes)
     return rows.to_dict(orient="records")
 
 
 def impute_job(*, path: str, method: str, seed: int, params: dict[str, Any], device: str,
-               output: str) -> dict[str, Any]:
+               output: str, n_top_genes: int | None = None) -> dict[str, Any]:
     """Impute a prepared dataset and save ``layers["imputed"]`` (CSR) to ``output`` (.npz)."""
     import anndata as ad
     import scipy.sparse as sp
@@ -156,7 +163,8 @@ def impute_job(*, path: str, method: str, seed: int, params: dict[str, Any], dev
 
     adata = ad.read_h5ad(path)
     adata.X = sp.csr_matrix(adata.X)
-    scfill.impute(adata, method, seed=seed, params=params, device=device)
+    scfill.impute(adata, method, seed=seed, params=params, device=device,
+                  n_top_genes=n_top_genes)
     partial = Path(output).with_suffix(".part.npz")
     sp.save_npz(partial, sp.csr_matrix(adata.layers["imputed"]))
     partial.replace(output)
@@ -187,7 +195,7 @@ def _check_config(config: BenchmarkConfig) -> tuple[list[str], list[DatasetSourc
     from scfill.utils import check_number
 
     check_number("repeats", config.repeats, integer=True, low=1, method="benchmark")
-    for name, low in (("max_cells", 2), ("max_genes", 2), ("threads", 1)):
+    for name, low in (("max_cells", 2), ("max_genes", 2), ("n_top_genes", 1), ("threads", 1)):
         value = getattr(config, name)
         if value is not None:
             check_number(name, value, integer=True, low=low, method="benchmark")
@@ -319,7 +327,8 @@ def run_grid(config: BenchmarkConfig) -> tuple[pd.DataFrame, pd.DataFrame, dict[
             kwargs = {"path": str(paths[job.dataset]), "method": job.method,
                       "protocol": job.protocol, "repeat": job.repeat, "seed": config.seed,
                       "params": dict(config.params.get(job.method, {})),
-                      "dataset": job.dataset, "device": config.device}
+                      "dataset": job.dataset, "device": config.device,
+                      **_top_genes(config)}
             outcome = _not_applicable(job, paths[job.dataset]) or _run_one(
                 config, config.job, kwargs, job.method, config.out / "logs" / f"{job.key}.log")
             record = _outcome_record(asdict(job), outcome)
@@ -329,6 +338,11 @@ def run_grid(config: BenchmarkConfig) -> tuple[pd.DataFrame, pd.DataFrame, dict[
                         f" — {outcome.message[:200]}" if outcome.message else "")
         records.append(record)
     return _results_table(records), _runs_table(records), paths
+
+
+def _top_genes(config: BenchmarkConfig) -> dict[str, int]:
+    """The job argument ``n_top_genes`` when it is set (jobs without it still run)."""
+    return {} if config.n_top_genes is None else {"n_top_genes": config.n_top_genes}
 
 
 def _prepare(source: DatasetSource, config: BenchmarkConfig) -> Path:
@@ -374,7 +388,7 @@ def run_umap_imputations(config: BenchmarkConfig, methods: list[str], dataset: s
             output.parent.mkdir(parents=True, exist_ok=True)
             kwargs = {"path": str(path), "method": method, "seed": config.seed,
                       "params": dict(config.params.get(method, {})), "device": config.device,
-                      "output": str(output)}
+                      "output": str(output), **_top_genes(config)}
             outcome = _run_one(config, IMPUTE_JOB, kwargs, method,
                                config.out / "logs" / f"umap__{key}.log")
             record = _outcome_record({"method": method, "dataset": dataset}, outcome)

@@ -44,6 +44,7 @@ def evaluate_method(
     resolution: float | str = 1.0,
     dataset: str | None = None,
     device: str = "cpu",
+    n_top_genes: int | None = None,
     return_imputed: bool = False,
 ) -> pd.DataFrame | tuple[pd.DataFrame, ad.AnnData]:
     """Degrade ``adata`` by ``protocol``, impute with ``method``, score: tidy rows.
@@ -88,6 +89,9 @@ def evaluate_method(
         Name in the ``dataset`` column (default: the input file's stem, or ``"data"``).
     device
         Torch device for the method.
+    n_top_genes
+        The method imputes only this many most variable genes (:func:`scfill.impute`); the
+        others are returned, and scored, as observed. None: the method's default.
     return_imputed
         Also return the AnnData the method imputed (what it saw, with its output layers and
         ``uns["scfill"]``), so a caller that wants the result need not fit again.
@@ -128,7 +132,7 @@ def evaluate_method(
                 dataset, shown.n_obs, shown.n_vars, protocol, repeat)
     start = time.perf_counter()
     scfill.impute(shown, method, labels_key=labels_key, seed=seed + repeat, params=params,
-                  device=device)
+                  device=device, n_top_genes=n_top_genes)
     elapsed = time.perf_counter() - start
     info = shown.uns["scfill"]
 

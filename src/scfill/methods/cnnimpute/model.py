@@ -40,8 +40,18 @@ from scfill.methods.cnnimpute.coexpression import (
     subset_layouts,
     target_and_pool,
 )
-from scfill.methods.cnnimpute.module import HEADS, MIN_INPUTS, CoexpressionCNN
-from scfill.methods.cnnimpute.plan import CnnImputePlan
+from scfill.methods.cnnimpute.module import (
+    HEADS,
+    MIN_INPUTS,
+    CoexpressionCNN,
+    GroupedCoexpressionCNN,
+)
+from scfill.methods.cnnimpute.plan import (
+    CnnImputePlan,
+    GroupedCnnImputePlan,
+    GroupedEarlyStopping,
+)
+from scfill.methods.profiles import PRECISIONS, resolve_precision, resolve_profile
 from scfill.nn import EarlyStopping, Phase, RowDataset, RowLoader, Trainer, predict_blocks
 from scfill.preprocess import LogNormalizer
 from scfill.utils import check_choice, check_number
@@ -54,6 +64,27 @@ CPM = 1e6
 MIN_TRAIN_CELLS = 10
 #: Rows per forward pass when predicting and validating (memory only, not a model choice).
 EVAL_BATCH = 1024
+#: Training schedules. ``paper``: Methods exactly (Adam 1e-4, batch 32, <= 150 epochs,
+#: early stop on the validation loss with patience 5, float32, one model after another).
+#: ``fast``: 4 × the batch with 4 × the learning rate (linear scaling), patience 2 with a
+#: minimum decrease of 0.01 (ln-space MSE; the validation loss starts near 3), and bfloat16
+#: autocast where the device multiplies it natively (:func:`~scfill.methods.profiles.
+#: bfloat16_native`; a step of the paper's network at batch 128 took 2.4 instead of 3.2 ms
+#: a cell on our CPU). Its accuracy beside the paper's: ``benchmarks/results/profiles.md``.
+#: Training the subsets as one grouped network (``batch_subsets=True``) is not in either
+#: profile: on our CPU a step of 4 grouped subsets took 2.3 s, of the 4 networks one after
+#: another 1.2 s (grouped convolutions and the 4× wider pooling are slower, and the dense
+#: layers' matrix products are a small part of the step); ``benchmarks/gpu.sh`` times it on
+#: a GPU.
+PROFILES = {
+    "paper": {"learning_rate": 1e-4, "batch_size": 32, "epochs": 150, "patience": 5,
+              "min_delta": 0.0, "precision": "float32", "batch_subsets": False},
+    "fast": {"learning_rate": 4e-4, "batch_size": 128, "epochs": 150, "patience": 2,
+             "min_delta": 0.01, "precision": "auto", "batch_subsets": False},
+}
+#: Subset networks trained together at most (memory: a batch holds this many subsets'
+#: inputs and activations, ~40 MB per subset at batch 128).
+GROUP_SUBSETS = 8
 
 
 @register
@@ -62,6 +93,10 @@ class CnnImpute(Method):
 
     Parameters
     ----------
+    profile
+        ``"fast"`` (default) or ``"paper"``: the training schedule (:data:`PROFILES`);
+        ``learning_rate``, ``batch_size``, ``epochs``, ``patience``, ``min_delta``,
+        ``precision`` and ``batch_subsets`` override it.
     threshold
         T: an entry with dropout probability above it is missing (paper: 0.5).
     pool_fraction
@@ -84,14 +119,25 @@ class CnnImpute(Method):
     dropout
         Dropout rate before the dense layer (paper: 0.3).
     learning_rate
-        Adam's learning rate (paper: 1e-4).
+        Adam's learning rate (None: the profile's; paper: 1e-4).
     batch_size
-        Cells per step (paper: 32).
+        Cells per step (None: the profile's; paper: 32).
     epochs
-        Maximum epochs per model (paper: 150).
+        Maximum epochs per model (None: the profile's; paper: 150).
     patience
         Epochs without a lower validation loss before stopping; the best weights are
-        restored (paper: 5).
+        restored (None: the profile's; paper: 5).
+    min_delta
+        Smallest decrease of the validation loss that counts (None: the profile's; paper:
+        0).
+    precision
+        ``"float32"``, ``"bfloat16"`` (autocast of the forward pass; the loss stays
+        float32) or ``"auto"`` (bfloat16 where the device has it in hardware) (None: the
+        profile's).
+    batch_subsets
+        Train up to :data:`GROUP_SUBSETS` subset networks together as one grouped network
+        (one 90/10 split and batch order for the group instead of one per subset) instead
+        of one after another (None: the profile's; paper: False).
     validation_fraction
         Cells held out for early stopping (paper: 10 %).
 
@@ -127,6 +173,7 @@ class CnnImpute(Method):
 
     def __init__(
         self,
+        profile: str = "fast",
         threshold: float = 0.5,
         pool_fraction: float = 0.5,
         inputs_per_target: int = 5,
@@ -135,12 +182,16 @@ class CnnImpute(Method):
         space: str = "cpm",
         per_cluster: bool = False,
         dropout: float = 0.3,
-        learning_rate: float = 1e-4,
-        batch_size: int = 32,
-        epochs: int = 150,
-        patience: int = 5,
+        learning_rate: float | None = None,
+        batch_size: int | None = None,
+        epochs: int | None = None,
+        patience: int | None = None,
+        min_delta: float | None = None,
+        precision: str | None = None,
+        batch_subsets: bool | None = None,
         validation_fraction: float = 0.1,
     ) -> None:
+        self.profile = profile
         self.threshold = threshold
         self.pool_fraction = pool_fraction
         self.inputs_per_target = inputs_per_target
@@ -153,12 +204,17 @@ class CnnImpute(Method):
         self.batch_size = batch_size
         self.epochs = epochs
         self.patience = patience
+        self.min_delta = min_delta
+        self.precision = precision
+        self.batch_subsets = batch_subsets
         self.validation_fraction = validation_fraction
         self.info_ = {}
 
     def check_params(self) -> None:
         """Raise :class:`InputError` for a parameter out of range or a network too short."""
         name = self.name
+        check_choice("profile", self.profile, PROFILES, method=name)
+        settings = self.settings()[0]
         check_number("threshold", self.threshold, low=0, high=1, method=name)
         check_number("pool_fraction", self.pool_fraction, low=0, high=1, method=name)
         check_number("inputs_per_target", self.inputs_per_target, integer=True, low=1,
@@ -171,10 +227,14 @@ class CnnImpute(Method):
         if self.dropout == 1:
             raise InputError(f"{name}: parameter dropout=1 would drop every feature.",
                              fix="use a value >= 0 and < 1 (paper: 0.3).")
-        check_number("learning_rate", self.learning_rate, low=0, low_open=True, method=name)
-        check_number("batch_size", self.batch_size, integer=True, low=2, method=name)
-        check_number("epochs", self.epochs, integer=True, low=1, method=name)
-        check_number("patience", self.patience, integer=True, low=1, method=name)
+        check_number("learning_rate", settings["learning_rate"], low=0, low_open=True,
+                     method=name)
+        check_number("batch_size", settings["batch_size"], integer=True, low=2, method=name)
+        check_number("epochs", settings["epochs"], integer=True, low=1, method=name)
+        check_number("patience", settings["patience"], integer=True, low=1, method=name)
+        check_number("min_delta", settings["min_delta"], low=0, method=name)
+        check_choice("precision", settings["precision"], PRECISIONS, method=name)
+        check_choice("batch_subsets", settings["batch_subsets"], (True, False), method=name)
         check_number("validation_fraction", self.validation_fraction, low=0, high=0.5,
                      low_open=True, method=name)
         n_inputs = self.subset_size * self.inputs_per_target
@@ -183,6 +243,12 @@ class CnnImpute(Method):
                 f"{name}: subset_size × inputs_per_target = {n_inputs} inputs is too short "
                 "for two convolutions and two poolings.",
                 fix=f"use subset_size × inputs_per_target >= {MIN_INPUTS} (paper: 512 × 5).")
+
+    def settings(self) -> tuple[dict, dict]:
+        """The schedule this model trains with (the profile's, overridden by parameters),
+        and where each setting came from (``"profile"`` or ``"user"``)."""
+        return resolve_profile(PROFILES, self.profile, {
+            key: getattr(self, key) for key in PROFILES[self.profile]})
 
     def dropout_threshold(self) -> float:
         """T: zeros with a dropout probability above it are imputed."""
@@ -211,6 +277,12 @@ class CnnImpute(Method):
             logger.warning("cnnimpute: no zero has a dropout probability above threshold=%g, "
                            "so nothing will be imputed. With labels_key, check that each "
                            "group holds many cells; or lower threshold.", self.threshold)
+        settings, source = self.settings()
+        dtype = resolve_precision(settings["precision"], data.device)
+        # the grouped network is the flatten head's; the authors' gap head trains alone
+        grouped = settings["batch_subsets"] and self.head == "flatten"
+        train = partial(self._train_grouped if grouped else self._train_each,
+                        settings=settings, dtype=dtype)
         rows, cols, preds = [], [], []
         summaries = []
         for group, cells in self._groups(data):
@@ -220,7 +292,7 @@ class CnnImpute(Method):
                 summaries.append({"group": group, "cells": int(cells.size), "skipped": True})
                 continue
             r, c, p, summary = self._fit_group(data, values[cells], missing[cells],
-                                               data.counts[cells], group)
+                                               data.counts[cells], group, train)
             rows.append(cells[r])
             cols.append(c)
             preds.append(p)
@@ -230,8 +302,10 @@ class CnnImpute(Method):
              (np.concatenate(rows or [np.zeros(0, np.int64)]),
               np.concatenate(cols or [np.zeros(0, np.int64)]))),
             shape=data.counts.shape, dtype=np.float32)
-        self.info_ = {"space": self.space, "head": self.head, "groups": summaries,
-                      "n_missing": int(missing.nnz)}
+        self.info_ = {"profile": self.profile, "settings": settings,
+                      "settings_source": source, "dtype": str(dtype).removeprefix("torch."),
+                      "batched_subsets": grouped, "space": self.space, "head": self.head,
+                      "groups": summaries, "n_missing": int(missing.nnz)}
         return self
 
     def _work_space(self, data: PreparedData) -> tuple[LogNormalizer, np.ndarray]:
@@ -252,11 +326,13 @@ class CnnImpute(Method):
                 for code in np.unique(data.labels)]
 
     def _fit_group(self, data: PreparedData, values: sp.csr_matrix, missing: sp.csr_matrix,
-                   counts: sp.csr_matrix, group: str):
-        """Gene selection and one model per subset for one group of cells.
+                   counts: sp.csr_matrix, group: str, train):
+        """Gene selection and the subset models of one group of cells.
 
-        Returns the (row, gene, value) triplets of the predictions at missing entries, and a
-        summary for ``info_``.
+        ``train(data, layouts, first, values, missing, group, n_subsets)`` trains the
+        subsets ``layouts`` (numbered from ``first``) and returns their predictions and
+        summaries. Returns the (row, gene, value) triplets of the predictions at missing
+        entries, and a summary for ``info_``.
         """
         expressed = counts.getnnz(axis=0) > 0
         targets, pool = target_and_pool(missing, expressed, self.pool_fraction)
@@ -269,31 +345,45 @@ class CnnImpute(Method):
             logger.warning("cnnimpute [%s]: no gene is missing in <= %g of cells, so the "
                            "models have no inputs; raise pool_fraction", group,
                            self.pool_fraction)
-        rows, cols, preds, models = [], [], [], []
-        layouts = subset_layouts(values, targets, pool, subset_size=size,
-                                 inputs_per_target=self.inputs_per_target)
-        bar = tqdm(layouts, total=n_subsets, desc=f"cnnimpute [{group}]", unit="subset",
+        layouts = list(subset_layouts(values, targets, pool, subset_size=size,
+                                      inputs_per_target=self.inputs_per_target))
+        chunk = GROUP_SUBSETS if train.func == self._train_grouped else 1
+        triplets, models = [], []
+        bar = tqdm(total=n_subsets, desc=f"cnnimpute [{group}]", unit="subset",
                    disable=not progress_enabled())
-        for index, layout in enumerate(bar):
-            net, history = self._train_subset(
-                data, layout, values, missing, _stream(group, index),
-                description=f"cnnimpute [{group}] subset {index + 1}/{n_subsets}")
-            r, c, p = self._predict_missing(net, layout, values, missing, data.device)
-            rows.append(r)
-            cols.append(c)
-            preds.append(p)
-            models.append({"targets": layout.n_targets,
-                           "unique_inputs": int(np.count_nonzero(layout.inputs != PAD)),
-                           "epochs": history.epochs, "best_epoch": history.best_epoch,
-                           "best_val_loss": min(history["val_loss"], default=None)})
+        for first in range(0, len(layouts), chunk):
+            part = layouts[first:first + chunk]
+            found, summaries = train(data, part, first, values, missing, group, n_subsets)
+            triplets += found
+            models += [{"targets": layout.n_targets,
+                        "unique_inputs": int(np.count_nonzero(layout.inputs != PAD)),
+                        **summary} for layout, summary in zip(part, summaries, strict=True)]
+            bar.update(len(part))
+        bar.close()
         summary = {"targets": int(targets.size), "pool": int(pool.size), "subset_size": size,
                    "models": models}
-        if not models:
+        if not triplets:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32), summary
-        return np.concatenate(rows), np.concatenate(cols), np.concatenate(preds), summary
+        rows, cols, preds = (np.concatenate(parts) for parts in zip(*triplets, strict=True))
+        return rows, cols, preds, summary
+
+    def _train_each(self, data: PreparedData, layouts: list[SubsetLayout], first: int,
+                    values: sp.csr_matrix, missing: sp.csr_matrix, group: str,
+                    n_subsets: int, *, settings: dict, dtype: torch.dtype):
+        """One network per subset, trained alone (paper); predictions and summaries."""
+        found, summaries = [], []
+        for index, layout in enumerate(layouts, start=first):
+            net, history = self._train_subset(
+                data, layout, values, missing, _stream(group, index), settings, dtype,
+                description=f"cnnimpute [{group}] subset {index + 1}/{n_subsets}")
+            found.append(self._predict_missing(net, layout, values, missing, data.device))
+            summaries.append({"epochs": history.epochs, "best_epoch": history.best_epoch,
+                              "best_val_loss": min(history["val_loss"], default=None)})
+        return found, summaries
 
     def _train_subset(self, data: PreparedData, layout: SubsetLayout, values: sp.csr_matrix,
-                      missing: sp.csr_matrix, stream: int, description: str):
+                      missing: sp.csr_matrix, stream: int, settings: dict,
+                      dtype: torch.dtype, description: str):
         """Train the subset's network on a 90/10 split of the cells; best weights kept."""
         rng = data.rng(stream)
         torch.manual_seed(int(rng.integers(2**62)))
@@ -301,16 +391,60 @@ class CnnImpute(Method):
         net = CoexpressionCNN(layout.inputs.size, layout.targets.size, head=self.head,
                               dropout=self.dropout).to(data.device)
         rows = subset_rows(x, y, miss, layout.targets.size, data.device)
-        order = rng.permutation(values.shape[0])
-        n_val = max(1, round(self.validation_fraction * order.size))
-        val, train = order[:n_val], order[n_val:]
+        val, train = self._split(rng, values.shape[0])
         phase = Phase(
-            "train", CnnImputePlan(net, lr=self.learning_rate),
-            RowLoader(rows, self.batch_size, shuffle=True, rng=rng, rows=train, min_batch=2),
-            self.epochs, val_data=RowLoader(rows, EVAL_BATCH, rows=val),
-            early_stopping=EarlyStopping("val_loss", self.patience))
+            "train", CnnImputePlan(net, lr=settings["learning_rate"], dtype=dtype),
+            RowLoader(rows, settings["batch_size"], shuffle=True, rng=rng, rows=train,
+                      min_batch=2),
+            settings["epochs"], val_data=RowLoader(rows, EVAL_BATCH, rows=val),
+            early_stopping=EarlyStopping("val_loss", settings["patience"],
+                                         min_delta=settings["min_delta"]))
         history = Trainer(device=data.device, description=description).fit([phase])["train"]
         return net, history
+
+    def _split(self, rng: np.random.Generator, n_cells: int) -> tuple[np.ndarray, np.ndarray]:
+        """Validation and training cells: a random ``validation_fraction`` of them."""
+        order = rng.permutation(n_cells)
+        n_val = max(1, round(self.validation_fraction * order.size))
+        return order[:n_val], order[n_val:]
+
+    def _train_grouped(self, data: PreparedData, layouts: list[SubsetLayout], first: int,
+                       values: sp.csr_matrix, missing: sp.csr_matrix, group: str,
+                       n_subsets: int, *, settings: dict, dtype: torch.dtype):
+        """The subsets' networks as one grouped network on one split; each network starts
+        from the weights it would have alone and keeps its own best epoch."""
+        nets = []
+        for index in range(first, first + len(layouts)):
+            torch.manual_seed(int(data.rng(_stream(group, index)).integers(2**62)))
+            nets.append(CoexpressionCNN(layouts[0].inputs.size, layouts[0].targets.size,
+                                        head=self.head, dropout=self.dropout))
+        net = GroupedCoexpressionCNN(nets).to(data.device)
+        rng = data.rng(_stream(group, f"group{first}"))
+        matrices = [subset_matrices(layout, values, missing) for layout in layouts]
+        rows = grouped_rows(matrices, layouts[0].targets.size, data.device)
+        val, train = self._split(rng, values.shape[0])
+        stopping = GroupedEarlyStopping(len(layouts), settings["patience"],
+                                        min_delta=settings["min_delta"])
+        phase = Phase(
+            "train", GroupedCnnImputePlan(net, lr=settings["learning_rate"], dtype=dtype),
+            RowLoader(rows, settings["batch_size"], shuffle=True, rng=rng, rows=train,
+                      min_batch=2),
+            settings["epochs"], val_data=RowLoader(rows, EVAL_BATCH, rows=val),
+            early_stopping=stopping)
+        last = first + len(layouts)
+        history = Trainer(device=data.device,
+                          description=f"cnnimpute [{group}] subsets {first + 1}-{last} of "
+                          f"{n_subsets}").fit([phase])["train"]
+        net.eval()
+        inputs = RowDataset({f"x{g}": m[0] for g, m in enumerate(matrices)},
+                            transform=_stack_inputs, device=data.device, cache_bytes=0)
+        found = predict_grouped(net, inputs, [m[2] for m in matrices], layouts)
+        curves = [stopping.losses({k: v[e] for k, v in history.losses.items()})
+                  for e in range(history.epochs)]
+        summaries = [{"epochs": history.epochs, "best_epoch": stopping.best_epochs[g],
+                      "best_val_loss": min(c[g] for c in curves)}
+                     for g in range(len(layouts))]
+        return found, summaries
 
     @staticmethod
     def _predict_missing(net: CoexpressionCNN, layout: SubsetLayout, values: sp.csr_matrix,
@@ -381,6 +515,45 @@ def pad_targets(batch: dict[str, torch.Tensor], *, n_outputs: int) -> dict[str, 
             "observed": torch.nn.functional.pad(observed, (0, n_pad), value=False)}
 
 
-def _stream(group: str, index: int) -> int:
+def grouped_rows(matrices: list[tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix]],
+                 n_outputs: int, device: torch.device) -> RowDataset:
+    """A group's cells as batches of ``x`` (cells × subsets × inputs), ``y`` and
+    ``observed`` (cells × subsets × outputs); ``matrices`` are each subset's
+    :func:`subset_matrices`."""
+    fields = {}
+    for g, (x, y, miss) in enumerate(matrices):
+        fields |= {f"x{g}": x, f"y{g}": y, f"missing{g}": miss}
+    return RowDataset(fields, transform=partial(_stack_targets, n_groups=len(matrices),
+                                                n_outputs=n_outputs),
+                      device=device, cache_bytes=0)
+
+
+def _stack_targets(batch: dict[str, torch.Tensor], *, n_groups: int, n_outputs: int
+                   ) -> dict[str, torch.Tensor]:
+    padded = [pad_targets({"x": batch[f"x{g}"], "y": batch[f"y{g}"],
+                           "missing": batch[f"missing{g}"]}, n_outputs=n_outputs)
+              for g in range(n_groups)]
+    return {key: torch.stack([p[key] for p in padded], dim=1) for key in ("x", "y", "observed")}
+
+
+def _stack_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {"x": torch.stack([batch[f"x{g}"] for g in range(len(batch))], dim=1)}
+
+
+def predict_grouped(net: GroupedCoexpressionCNN, inputs: RowDataset,
+                    missing: list[sp.csr_matrix], layouts: list[SubsetLayout]) -> list[tuple]:
+    """Each subset's (row, gene, value) predictions at its missing entries, one block of
+    cells at a time (a block's predictions of every subset, never all cells')."""
+    found: list[list[tuple]] = [[] for _ in layouts]
+    for block, pred in predict_blocks(lambda batch: net(batch["x"]), inputs,
+                                      block_rows=EVAL_BATCH):
+        for g, (miss, layout) in enumerate(zip(missing, layouts, strict=True)):
+            coo = miss[block].tocoo()
+            found[g].append((coo.row + block.start, layout.targets[coo.col],
+                             pred[coo.row, g, coo.col]))
+    return [tuple(np.concatenate(parts) for parts in zip(*f, strict=True)) for f in found]
+
+
+def _stream(group: str, index: int | str) -> int:
     """A random stream per (group, subset), stable across runs (no Python ``hash``)."""
     return int.from_bytes(f"{group}/{index}".encode(), "little") % (2**31) + 1

@@ -41,7 +41,15 @@ class MaskClassPlan(TrainingPlan):
         Draws the masks and the noise; its state is the plan's checkpointed extra state.
     gamma, lr, p_zero, p_nonzero, noise_scale, zero_weight, nonzero_weight
         As in :class:`~scfill.methods.maskclass.MaskClass`.
+
+    Attributes
+    ----------
+    validation_seed
+        Seed of the validation corruption: every validation pass redraws the same masks and
+        noise from it (set by the model when it stops early).
     """
+
+    validation_seed: int = 0
 
     def __init__(self, module: MaskClassAutoencoder, *, scaler: GeneScaler,
                  c_max: torch.Tensor, s_zero: torch.Tensor, generator: torch.Generator,
@@ -61,17 +69,32 @@ class MaskClassPlan(TrainingPlan):
 
     def training_step(self, batch: Batch, ctx: StepContext) -> Losses:
         """``loss = mask_loss + γ·bio_loss`` on one batch of ``s``, ``is_zero``, ``p_bio``."""
+        loss_mask, loss_bio = self._losses(batch, self.generator)
+        return {"loss": loss_mask + self.gamma * loss_bio, "mask_loss": loss_mask,
+                "bio_loss": loss_bio}
+
+    def on_epoch_start(self, ctx: StepContext) -> None:
+        """Rewind the validation corruption, so every epoch is scored on the same draws."""
+        self._validation_generator = torch.Generator(device=self.c_max.device).manual_seed(
+            self.validation_seed)
+
+    def validation_step(self, batch: Batch, ctx: StepContext) -> Losses:
+        """The masked-entry loss of the validation cells' fixed corruption."""
+        loss_mask, _ = self._losses(batch, self._validation_generator)
+        return {"val_mask_loss": loss_mask}
+
+    def _losses(self, batch: Batch, generator: torch.Generator
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``L_mask`` and ``L_bio`` of one batch corrupted with draws from ``generator``."""
         s, is_zero, p_bio = batch["s"], batch["is_zero"], batch["p_bio"]
         mask = sample_mask(is_zero, p_bio, p_zero=self.p_zero, p_nonzero=self.p_nonzero,
-                           generator=self.generator)
+                           generator=generator)
         noise = self.scaler.transform(zero_noise(self.c_max, s.shape, scale=self.noise_scale,
-                                                 generator=self.generator))
+                                                 generator=generator))
         s_hat = self.module(corrupt(s, is_zero, mask, noise))
         loss_mask = masked_loss(s_hat, s, mask, is_zero, zero_weight=self.zero_weight,
                                 nonzero_weight=self.nonzero_weight)
-        loss_bio = biozero_loss(s_hat, self.s_zero, p_bio)
-        return {"loss": loss_mask + self.gamma * loss_bio, "mask_loss": loss_mask,
-                "bio_loss": loss_bio}
+        return loss_mask, biozero_loss(s_hat, self.s_zero, p_bio)
 
     def extra_state(self) -> dict[str, Any]:
         """The mask generator's state."""
