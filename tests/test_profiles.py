@@ -54,7 +54,7 @@ def test_default_profile_is_fast_and_paper_is_the_papers_schedule():
     assert MaskClass().profile == "fast" and CnnImpute().profile == "fast"
     paper = MaskClass(profile="paper").settings()[0]
     assert paper == {"epochs": 300, "batch_size": 32, "lr": 1e-4, "patience": 0,
-                     "min_delta": 0.0}
+                     "min_delta": 0.0, "warmup": 0}
     cnn = CnnImpute(profile="paper").settings()[0]
     assert (cnn["learning_rate"], cnn["batch_size"], cnn["epochs"], cnn["patience"]) == \
         (1e-4, 32, 150, 5)
@@ -77,14 +77,14 @@ def test_bad_profile_settings_raise(model, message):
 
 
 def test_maskclass_fast_stops_on_the_validation_masked_loss_and_records_it():
-    model = MaskClass(epochs=30, patience=1, min_delta=10.0).fit(maskclass_data())
+    model = MaskClass(epochs=30, patience=1, min_delta=10.0, warmup=2).fit(maskclass_data())
     info = model.info_
     assert info["profile"] == "fast" and info["settings"]["batch_size"] == 256
     assert info["settings_source"]["epochs"] == "user"
     assert info["settings_source"]["batch_size"] == "profile"
-    # min_delta 10 is never reached: the first epoch is the best, the second stops
-    assert info["stopped_early"] and info["epochs_run"] == 2 and info["best_epoch"] == 0
-    assert len(model.history_["val_mask_loss"]) == 2
+    # after 2 warm-up epochs, min_delta 10 is never reached: epoch 2 is the best, 3 stops
+    assert info["stopped_early"] and info["epochs_run"] == 4 and info["best_epoch"] == 2
+    assert len(model.history_["val_mask_loss"]) == 4
 
 
 def test_maskclass_paper_profile_trains_every_epoch_without_validation():
@@ -96,7 +96,7 @@ def test_maskclass_paper_profile_trains_every_epoch_without_validation():
 
 def test_maskclass_validation_draws_are_the_same_every_epoch():
     data = maskclass_data()
-    model = MaskClass(epochs=4, patience=4, lr=1e-12).fit(data)
+    model = MaskClass(epochs=4, patience=4, warmup=0, lr=1e-12).fit(data)
     # a learning rate of ~0 leaves the network as initialised: the same draws score the same
     losses = model.history_["val_mask_loss"]
     assert max(losses) - min(losses) < 1e-6

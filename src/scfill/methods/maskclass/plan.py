@@ -20,7 +20,7 @@ from scfill.methods.maskclass.module import (
     zero_noise,
 )
 from scfill.methods.maskclass.scaler import GeneScaler
-from scfill.nn import StepContext, TrainingPlan
+from scfill.nn import EarlyStopping, StepContext, TrainingPlan
 from scfill.nn.plan import Batch, Losses
 
 
@@ -103,3 +103,21 @@ class MaskClassPlan(TrainingPlan):
     def load_extra_state(self, state: dict[str, Any]) -> None:
         """Restore the mask generator."""
         self.generator.set_state(state["generator"])
+
+
+class EarlyStoppingAfter(EarlyStopping):
+    """:class:`~scfill.nn.EarlyStopping` that starts watching after ``warmup`` epochs.
+
+    MaskClass's masked-entry loss rises for a few epochs before it falls (measured at a
+    large learning rate), so the first epochs neither count as the best nor use patience.
+    """
+
+    def __init__(self, warmup: int, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.warmup = warmup
+
+    def step(self, metrics: dict[str, float], epoch: int, module: torch.nn.Module) -> bool:
+        """As :meth:`EarlyStopping.step`, from epoch ``warmup`` on."""
+        if epoch < self.warmup:
+            return False
+        return super().step(metrics, epoch, module)
