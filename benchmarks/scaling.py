@@ -34,8 +34,26 @@ COLUMNS = ["method", "cells", "genes", "status", "runtime_s", "wall_s", "peak_rs
            "load_1min", "machine"]
 
 
+def from_speed(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``speed.csv`` (the same job at its size) that the table lacks."""
+    speed_csv = RESULTS / "speed.csv"
+    if not speed_csv.exists():
+        return table
+    speed = pd.read_csv(speed_csv)
+    if "cells" not in speed:
+        return table
+    rows = [[r["method"], r["cells"], r["genes"],
+             "ok" if pd.notna(r["runtime_s"]) else "stopped", r["runtime_s"], r["wall_s"],
+             r["peak_rss_mb"], r["load_before"], "speed.py run"]
+            for _, r in speed.iterrows()
+            if not ((table["method"] == r["method"]) & (table["cells"] == r["cells"])).any()]
+    return pd.concat([table, pd.DataFrame(rows, columns=COLUMNS)], ignore_index=True)
+
+
 def run(args: argparse.Namespace) -> None:
     table = pd.read_csv(CSV) if CSV.exists() else pd.DataFrame(columns=COLUMNS)
+    if args.with_speed:
+        table = from_speed(table)
     with tempfile.TemporaryDirectory() as tmp:
         for cells in args.cells:
             path = None
@@ -114,6 +132,8 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--force", action="store_true")
     parser.add_argument("--plot", action="store_true", help="only redraw from the CSV")
+    parser.add_argument("--with-speed", action="store_true",
+                        help="take the pairs speed.csv has (its run) instead of rerunning them")
     args = parser.parse_args()
     plot(args) if args.plot else run(args)
 

@@ -118,7 +118,8 @@ def main() -> None:
         if runtime is not None and "settings" in info:
             lines.append(f"- {method}: {info['settings']}, {_epochs(info)}")
     Path(args.out).write_text("\n".join(lines) + "\n")
-    pd.DataFrame([{"method": m, "runtime_s": t, "wall_s": w, "peak_rss_mb": p,
+    pd.DataFrame([{"method": m, "cells": args.cells, "genes": args.genes,
+                   "runtime_s": t, "wall_s": w, "peak_rss_mb": p,
                    "load_before": load_before[0], "load_after": load_after[0]}
                   for m, t, w, p, _ in rows]).to_csv(
         args.csv or Path(args.out).with_suffix(".csv"), index=False)
