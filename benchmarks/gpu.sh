@@ -116,7 +116,7 @@ def check(tmp):
     model = scfill.get_method("maskclass")(epochs=5)
     adata = ad.read_h5ad(path)
     scfill.impute(adata, model, seed=0, device="cpu")
-    x = torch.rand(256, model.module_.encoder[0].in_features)
+    x = torch.rand(256, model.module_.decoder[-1].out_features)
     cpu = model.module_.cpu().eval()(x)
     other = model.module_.to(DEVICE).eval()(x.to(DEVICE)).cpu()
     diff = float((cpu - other).abs().max())
