@@ -169,6 +169,8 @@ def test_bad_parameters_raise():
         zinb_mle.fit_zinb_mle(counts, lib, n_bins=0)
     with pytest.raises(InputError):
         zinb_mle.fit_zinb_mle(counts, -lib)
+    with pytest.raises(InputError, match="max_cells"):
+        zinb_mle.fit_zinb_mle(counts, lib, max_cells=0)
 
 
 def test_gamma_normal_zinb_scores_the_mixtures_genes_with_the_zinb(known):

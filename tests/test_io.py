@@ -347,3 +347,17 @@ def test_write_unwritable_folder(tmp_path, counts_adata, monkeypatch):
     monkeypatch.setattr("scfill.paths.os.access", lambda *_: False)
     with pytest.raises(InputError, match="cannot write to the folder.*permission denied"):
         scfill.write(counts_adata, tmp_path / "out.h5ad")
+
+
+def test_read_without_layers_names_a_missing_layer(tmp_path, counts_adata):
+    from scfill.io import h5ad_shape, read_h5ad_without_layers
+
+    path = tmp_path / "in.h5ad"
+    counts_adata.write_h5ad(path)
+    assert h5ad_shape(path) == counts_adata.shape
+    with pytest.raises(InputError, match="layer 'nope' not found.*layers: none"):
+        read_h5ad_without_layers(path, layer="nope")
+    text = tmp_path / "in.csv"
+    counts_adata.to_df().T.to_csv(text)
+    with pytest.raises(InputError, match="only an .h5ad input"):
+        read_h5ad_without_layers(text)

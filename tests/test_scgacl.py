@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 import scfill
-from conftest import make_counts, reconstructed
+from conftest import make_counts, prepared, reconstructed
 from scfill.cluster import precluster
 from scfill.errors import InputError
 from scfill.methods.base import PreparedData
@@ -26,16 +26,8 @@ TINY = {"profile": "paper", "pretrain_epochs": 1, "vade_epochs": 1, "joint_epoch
 
 
 def _prepared(seed: int = 0, n_cells: int = N_CELLS, labels: bool = True) -> PreparedData:
-    adata = make_counts(n_cells, N_GENES, seed=5)
-    counts = sp.csr_matrix(adata.X, dtype=np.float32)
-    lib = library_size(counts)
-    normalizer = LogNormalizer.median(lib)
-    return PreparedData(counts=counts, library_size=lib, normalizer=normalizer,
-                        logcounts=normalizer.transform(counts, lib),
-                        var_names=np.array([f"gene{j}" for j in range(N_GENES)]),
-                        obs_names=np.array([f"cell{i}" for i in range(n_cells)]),
-                        labels=np.asarray(adata.obs["group"].cat.codes, dtype=np.int64)
-                        if labels else None, seed=seed)
+    return prepared(make_counts(n_cells, N_GENES, seed=5),
+                    labels_key="group" if labels else None, seed=seed)
 
 
 def _fitted(seed: int = 0, **params) -> tuple[ScGACL, PreparedData]:

@@ -10,29 +10,19 @@ import scipy.sparse as sp
 import torch
 
 import scfill
-from conftest import make_counts, reconstructed
+from conftest import make_counts, prepared, reconstructed
 from scfill.errors import InputError, MissingDependency, NotFittedError
 from scfill.methods.base import PreparedData
 from scfill.methods.scmaskgan import ScMaskGan
 from scfill.methods.scmaskgan import model as model_module
 from scfill.methods.scmaskgan.tuning import choose_holdout
-from scfill.preprocess import LogNormalizer, library_size
 
 N_CELLS, N_GENES = 60, 30
 TINY = {"epochs": 2, "batch_size": 16, "n_candidates": 24, "channels": 4}
 
 
 def _prepared(seed: int = 0) -> PreparedData:
-    adata = make_counts(N_CELLS, N_GENES, seed=3)
-    counts = sp.csr_matrix(adata.X, dtype=np.float32)
-    lib = library_size(counts)
-    normalizer = LogNormalizer.median(lib)
-    return PreparedData(counts=counts, library_size=lib, normalizer=normalizer,
-                        logcounts=normalizer.transform(counts, lib),
-                        var_names=np.array([f"gene{j}" for j in range(N_GENES)]),
-                        obs_names=np.array([f"cell{i}" for i in range(N_CELLS)]),
-                        labels=np.asarray(adata.obs["group"].cat.codes, dtype=np.int64),
-                        seed=seed)
+    return prepared(make_counts(N_CELLS, N_GENES, seed=3), labels_key="group", seed=seed)
 
 
 @pytest.fixture
