@@ -46,6 +46,11 @@ class SubsetLayout:
         """Number of real (unpadded) targets."""
         return int(np.count_nonzero(self.targets != PAD))
 
+    @property
+    def n_inputs(self) -> int:
+        """Number of real (unpadded) inputs; they come first, the padding after them."""
+        return int(np.count_nonzero(self.inputs != PAD))
+
 
 def target_and_pool(
     missing: sp.csr_matrix, expressed: np.ndarray, pool_fraction: float
