@@ -25,7 +25,13 @@ from scfill.methods.cnnimpute.coexpression import (
     target_and_pool,
     top_correlated,
 )
-from scfill.methods.cnnimpute.model import CnnImpute, subset_matrices, subset_rows
+from scfill.methods.cnnimpute.model import (
+    CnnImpute,
+    entry_slots,
+    subset_matrices,
+    subset_rows,
+    target_slots,
+)
 from scfill.methods.cnnimpute.module import CoexpressionCNN, flat_length, masked_mse
 from scfill.preprocess import LogNormalizer, library_size
 
@@ -171,6 +177,30 @@ def test_reconstruct_changes_only_missing_entries():
     assert predicted.any()
     assert not predicted[~missing].any()
     assert model.info_["groups"][0]["targets"] > 0
+
+
+def test_predictions_fill_every_missing_entry_of_the_targets():
+    """The prediction shares the missing entries' structure, and a model's predictions land
+    at its own targets' entries (the slots)."""
+    data = _prepared()
+    model = CnnImpute(**FAST).fit(data)
+    missing = data.dropout.above(0.5)
+    prediction = model.prediction_
+    np.testing.assert_array_equal(prediction.indptr, missing.indptr)
+    np.testing.assert_array_equal(prediction.indices, missing.indices)
+    assert np.count_nonzero(prediction.data) > 0.9 * missing.nnz  # ReLU may give exact 0s
+
+
+def test_slots_address_the_entries_of_the_chosen_columns():
+    missing = sp.random(40, 9, density=0.4, format="csr", random_state=1) > 0
+    slots = entry_slots(missing)
+    layout = SubsetLayout(targets=np.array([7, 2, 5, PAD]), inputs=np.zeros(8, np.int64))
+    coo = target_slots(layout, slots).tocoo()
+    coords = missing.tocoo()
+    place = {(r, c): i for i, (r, c) in enumerate(zip(coords.row, coords.col, strict=True))}
+    genes = np.array([7, 2, 5])[coo.col]
+    assert coo.nnz == missing[:, [7, 2, 5]].nnz
+    assert all(place[(r, g)] == s - 1 for r, g, s in zip(coo.row, genes, coo.data, strict=True))
 
 
 @pytest.mark.parametrize("space", ["cpm", "log1p_counts"])

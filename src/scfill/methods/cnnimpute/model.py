@@ -290,7 +290,10 @@ class CnnImpute(Method):
         grouped = settings["batch_subsets"] and self.head == "flatten"
         train = partial(self._train_grouped if grouped else self._train_each,
                         settings=settings, dtype=dtype)
-        rows, cols, preds = [], [], []
+        # predictions go straight into an array aligned with the missing entries (no
+        # (row, gene, value) triplets of every missing entry, no COO to CSR conversion)
+        predicted = np.zeros(missing.nnz, dtype=np.float32)
+        slots = entry_slots(missing)
         summaries = []
         for group, cells in self._groups(data):
             if cells.size < MIN_TRAIN_CELLS:
@@ -298,17 +301,13 @@ class CnnImpute(Method):
                                "not imputed", group, cells.size, MIN_TRAIN_CELLS)
                 summaries.append({"group": group, "cells": int(cells.size), "skipped": True})
                 continue
-            r, c, p, summary = self._fit_group(data, values[cells], missing[cells],
-                                               data.counts[cells], group, train)
-            rows.append(cells[r])
-            cols.append(c)
-            preds.append(p)
+            summary = self._fit_group(data, *(_rows(m, cells) for m in (values, missing, slots,
+                                                                        data.counts)),
+                                      group, train, predicted)
             summaries.append({"group": group, "cells": int(cells.size), **summary})
-        self.prediction_ = sp.csr_matrix(
-            (np.concatenate(preds or [np.zeros(0, np.float32)]),
-             (np.concatenate(rows or [np.zeros(0, np.int64)]),
-              np.concatenate(cols or [np.zeros(0, np.int64)]))),
-            shape=data.counts.shape, dtype=np.float32)
+        del slots
+        self.prediction_ = sp.csr_matrix((predicted, missing.indices, missing.indptr),
+                                         shape=data.counts.shape)
         self.info_ = {"profile": self.profile, "settings": settings,
                       "settings_source": source, "dtype": str(dtype).removeprefix("torch."),
                       "batched_subsets": grouped, "space": self.space, "head": self.head,
@@ -333,13 +332,14 @@ class CnnImpute(Method):
                 for code in np.unique(data.labels)]
 
     def _fit_group(self, data: PreparedData, values: sp.csr_matrix, missing: sp.csr_matrix,
-                   counts: sp.csr_matrix, group: str, train):
+                   slots: sp.csr_matrix, counts: sp.csr_matrix, group: str, train,
+                   predicted: np.ndarray) -> dict:
         """Gene selection and the subset models of one group of cells.
 
-        ``train(data, layouts, first, values, missing, group, n_subsets)`` trains the
-        subsets ``layouts`` (numbered from ``first``) and returns their predictions and
-        summaries. Returns the (row, gene, value) triplets of the predictions at missing
-        entries, and a summary for ``info_``.
+        ``train(data, layouts, first, values, missing, slots, group, n_subsets)`` trains
+        the subsets ``layouts`` (numbered from ``first``) and returns their predictions,
+        as (slot, value) pairs (:func:`entry_slots`), and summaries. The predictions are
+        written into ``predicted`` at their slots; returns a summary for ``info_``.
         """
         expressed = counts.getnnz(axis=0) > 0
         targets, pool = target_and_pool(missing, expressed, self.pool_fraction)
@@ -355,35 +355,33 @@ class CnnImpute(Method):
         layouts = list(subset_layouts(values, targets, pool, subset_size=size,
                                       inputs_per_target=self.inputs_per_target))
         chunk = GROUP_SUBSETS if train.func == self._train_grouped else 1
-        triplets, models = [], []
+        models = []
         bar = tqdm(total=n_subsets, desc=f"cnnimpute [{group}]", unit="subset",
                    disable=not progress_enabled())
         for first in range(0, len(layouts), chunk):
             part = layouts[first:first + chunk]
-            found, summaries = train(data, part, first, values, missing, group, n_subsets)
-            triplets += found
+            found, summaries = train(data, part, first, values, missing, slots, group,
+                                     n_subsets)
+            for where, value in found:
+                predicted[where - 1] = value
             models += [{"targets": layout.n_targets,
                         "unique_inputs": layout.n_inputs,
                         **summary} for layout, summary in zip(part, summaries, strict=True)]
             bar.update(len(part))
         bar.close()
-        summary = {"targets": int(targets.size), "pool": int(pool.size), "subset_size": size,
-                   "models": models}
-        if not triplets:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32), summary
-        rows, cols, preds = (np.concatenate(parts) for parts in zip(*triplets, strict=True))
-        return rows, cols, preds, summary
+        return {"targets": int(targets.size), "pool": int(pool.size), "subset_size": size,
+                "models": models}
 
     def _train_each(self, data: PreparedData, layouts: list[SubsetLayout], first: int,
-                    values: sp.csr_matrix, missing: sp.csr_matrix, group: str,
-                    n_subsets: int, *, settings: dict, dtype: torch.dtype):
+                    values: sp.csr_matrix, missing: sp.csr_matrix, slots: sp.csr_matrix,
+                    group: str, n_subsets: int, *, settings: dict, dtype: torch.dtype):
         """One network per subset, trained alone (paper); predictions and summaries."""
         found, summaries = [], []
         for index, layout in enumerate(layouts, start=first):
             net, history = self._train_subset(
                 data, layout, values, missing, _stream(group, index), settings, dtype,
                 description=f"cnnimpute [{group}] subset {index + 1}/{n_subsets}")
-            found.append(self._predict_missing(net, layout, values, missing, data.device))
+            found.append(self._predict_missing(net, layout, values, slots, data.device))
             summaries.append({"epochs": history.epochs, "best_epoch": history.best_epoch,
                               "best_val_loss": min(history["val_loss"], default=None)})
         return found, summaries
@@ -416,8 +414,8 @@ class CnnImpute(Method):
         return order[:n_val], order[n_val:]
 
     def _train_grouped(self, data: PreparedData, layouts: list[SubsetLayout], first: int,
-                       values: sp.csr_matrix, missing: sp.csr_matrix, group: str,
-                       n_subsets: int, *, settings: dict, dtype: torch.dtype):
+                       values: sp.csr_matrix, missing: sp.csr_matrix, slots: sp.csr_matrix,
+                       group: str, n_subsets: int, *, settings: dict, dtype: torch.dtype):
         """The subsets' networks as one grouped network on one split; each network starts
         from the weights it would have alone and keeps its own best epoch."""
         nets = []
@@ -445,7 +443,7 @@ class CnnImpute(Method):
         net.eval()
         inputs = RowDataset({f"x{g}": m[0] for g, m in enumerate(matrices)},
                             transform=_stack_inputs, device=data.device, cache_bytes=0)
-        found = predict_grouped(net, inputs, [m[2] for m in matrices], layouts)
+        found = predict_grouped(net, inputs, [target_slots(layout, slots) for layout in layouts])
         curves = [stopping.losses({k: v[e] for k, v in history.losses.items()})
                   for e in range(history.epochs)]
         summaries = [{"epochs": history.epochs, "best_epoch": stopping.best_epochs[g],
@@ -455,16 +453,20 @@ class CnnImpute(Method):
 
     @staticmethod
     def _predict_missing(net: CoexpressionCNN, layout: SubsetLayout, values: sp.csr_matrix,
-                         missing: sp.csr_matrix, device: torch.device):
-        """Predictions at the subset's missing entries: (row, gene, value) arrays."""
-        x, _, miss = subset_matrices(layout, values, missing)
+                         slots: sp.csr_matrix, device: torch.device):
+        """Predictions at the subset's missing entries: (slot, value) arrays (slots as in
+        :func:`entry_slots`), one block of cells at a time."""
+        inputs = RowDataset({"x": subset_inputs(layout, values)}, device=device,
+                            cache_bytes=0)
+        where = target_slots(layout, slots)
         net.eval()
         n_real = layout.n_targets
-        inputs = RowDataset({"x": x}, device=device, cache_bytes=0)
-        pred = np.concatenate([block for _, block in predict_blocks(
-            lambda batch: net(batch["x"])[:, :n_real], inputs, block_rows=EVAL_BATCH)])
-        coo = miss.tocoo()
-        return coo.row, layout.targets[coo.col], pred[coo.row, coo.col]
+        found = []
+        for block, pred in predict_blocks(lambda batch: net(batch["x"])[:, :n_real], inputs,
+                                          block_rows=EVAL_BATCH):
+            coo = where[block].tocoo()
+            found.append((coo.data, pred[coo.row, coo.col]))
+        return tuple(np.concatenate(parts) for parts in zip(*found, strict=True))
 
     # -- reconstruct -------------------------------------------------------------------
 
@@ -491,13 +493,43 @@ class CnnImpute(Method):
         self.work_normalizer_ = LogNormalizer(**extra["work_normalizer"])
 
 
-def subset_matrices(layout: SubsetLayout, values: sp.csr_matrix, missing: sp.csr_matrix):
-    """Inputs (zero-padded to the layout's length), targets and their missing mask (CSR)."""
+def subset_inputs(layout: SubsetLayout, values: sp.csr_matrix) -> sp.csr_matrix:
+    """The subset's inputs, zero-padded to the layout's length (CSR)."""
     genes = layout.inputs[layout.inputs != PAD]
     pad = sp.csr_matrix((values.shape[0], layout.inputs.size - genes.size), dtype=np.float32)
-    x = sp.hstack([values[:, genes], pad], format="csr", dtype=np.float32)
+    return sp.hstack([values[:, genes], pad], format="csr", dtype=np.float32)
+
+
+def subset_matrices(layout: SubsetLayout, values: sp.csr_matrix, missing: sp.csr_matrix):
+    """Inputs (zero-padded to the layout's length), targets and their missing mask (CSR)."""
     real = layout.targets[layout.targets != PAD]
-    return x, values[:, real], missing[:, real]
+    return subset_inputs(layout, values), values[:, real], missing[:, real]
+
+
+def entry_slots(missing: sp.csr_matrix) -> sp.csr_matrix:
+    """``missing``'s structure with 1 + each entry's place in its data array as the value
+    (1-based, so no slot is a stored zero that a slicing could drop).
+
+    A subset's predictions at its missing entries are the slots of its target columns, so
+    they land in one array aligned with ``missing`` (the prediction's CSR shares its
+    indices). Integer values (int32 while they fit).
+    """
+    dtype = np.int32 if missing.nnz < np.iinfo(np.int32).max else np.int64
+    return sp.csr_matrix((np.arange(1, missing.nnz + 1, dtype=dtype), missing.indices,
+                          missing.indptr), shape=missing.shape)
+
+
+def target_slots(layout: SubsetLayout, slots: sp.csr_matrix) -> sp.csr_matrix:
+    """The slots (:func:`entry_slots`) of the subset's real targets (cells × targets)."""
+    return slots[:, layout.targets[layout.targets != PAD]]
+
+
+def _rows(matrix: sp.csr_matrix, cells: np.ndarray) -> sp.csr_matrix:
+    """``matrix[cells]``; the matrix itself when ``cells`` are all its rows in order (the
+    default single group: no copy)."""
+    if cells.size == matrix.shape[0]:
+        return matrix
+    return matrix[cells]
 
 
 def subset_rows(x: sp.csr_matrix, y: sp.csr_matrix, missing: sp.csr_matrix,
@@ -548,16 +580,16 @@ def _stack_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def predict_grouped(net: GroupedCoexpressionCNN, inputs: RowDataset,
-                    missing: list[sp.csr_matrix], layouts: list[SubsetLayout]) -> list[tuple]:
-    """Each subset's (row, gene, value) predictions at its missing entries, one block of
-    cells at a time (a block's predictions of every subset, never all cells')."""
-    found: list[list[tuple]] = [[] for _ in layouts]
+                    slots: list[sp.csr_matrix]) -> list[tuple]:
+    """Each subset's (slot, value) predictions at its missing entries (``slots``: each
+    subset's :func:`target_slots`), one block of cells at a time (a block's predictions of
+    every subset, never all cells')."""
+    found: list[list[tuple]] = [[] for _ in slots]
     for block, pred in predict_blocks(lambda batch: net(batch["x"]), inputs,
                                       block_rows=EVAL_BATCH):
-        for g, (miss, layout) in enumerate(zip(missing, layouts, strict=True)):
-            coo = miss[block].tocoo()
-            found[g].append((coo.row + block.start, layout.targets[coo.col],
-                             pred[coo.row, g, coo.col]))
+        for g, where in enumerate(slots):
+            coo = where[block].tocoo()
+            found[g].append((coo.data, pred[coo.row, g, coo.col]))
     return [tuple(np.concatenate(parts) for parts in zip(*f, strict=True)) for f in found]
 
 
