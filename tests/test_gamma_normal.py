@@ -235,7 +235,7 @@ def test_chunking_does_not_change_the_result():
     counts, _, _, groups = simulate_counts(seed=5)
     lib = _library(counts)
     a = gn.dropout_probability(counts, lib, labels=groups)
-    b = gn.dropout_probability(counts, lib, labels=groups, gene_chunk=7)
+    b = gn.dropout_probability(counts, lib, labels=groups, block_entries=50)
     np.testing.assert_array_equal(a.params["status"], b.params["status"])
     np.testing.assert_allclose(a.matrix().toarray(), b.matrix().toarray(), rtol=1e-6)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import pairwise
 
 import numpy as np
 import scipy.sparse as sp
@@ -11,6 +12,20 @@ from scfill.errors import InputError
 
 #: Dense elements per row block (float64: 128 MiB), bounding memory on large inputs.
 BLOCK_ELEMENTS = 1 << 24
+
+
+def gene_chunks(nnz: np.ndarray, block_elements: int) -> list[slice]:
+    """Consecutive gene ranges holding about ``block_elements`` stored entries each.
+
+    ``nnz`` is each gene's number of stored (non-zero) entries; a gene with more than
+    ``block_elements`` entries is a chunk of its own. The EM fits of both dropout models
+    hold a few float64 temporaries per stored entry of a chunk, so this bounds their memory
+    whatever the number of cells.
+    """
+    n_genes = nnz.size
+    ends = np.searchsorted(np.cumsum(nnz), np.arange(1, n_genes + 1) * block_elements)
+    bounds = np.unique(np.concatenate([[0], np.minimum(ends + 1, n_genes), [n_genes]]))
+    return [slice(a, b) for a, b in pairwise(bounds)]
 
 
 def fill_zeros(

@@ -46,7 +46,6 @@ Measured against the paper's model on the simulator's ground truth:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import pairwise
 
 import numpy as np
 import scipy.sparse as sp
@@ -54,7 +53,7 @@ from scipy.optimize import least_squares
 from scipy.special import digamma, gammaln
 
 from scfill._logging import logger, timed
-from scfill.dropout._shared import check_inputs
+from scfill.dropout._shared import check_inputs, gene_chunks
 from scfill.dropout.model import DropoutModel, Rows
 from scfill.utils import check_number
 
@@ -356,14 +355,6 @@ def _prior_variance(residual: np.ndarray, n_cells: int) -> float:
     return max(mad**2 - expected, MIN_PRIOR_VARIANCE)
 
 
-def _chunks(nnz: np.ndarray, block_elements: int) -> list[slice]:
-    """Consecutive gene ranges holding about ``block_elements`` stored entries each."""
-    n_genes = nnz.size
-    ends = np.searchsorted(np.cumsum(nnz), np.arange(1, n_genes + 1) * block_elements)
-    bounds = np.unique(np.concatenate([[0], np.minimum(ends + 1, n_genes), [n_genes]]))
-    return [slice(a, b) for a, b in pairwise(bounds)]
-
-
 def _fit_group(counts: sp.csr_matrix, size: np.ndarray, *, n_bins: int | None, shrink: bool,
                block_elements: int, max_iter: int, tol: float) -> dict:
     """ML then MAP fit of every gene of one group of cells (CSR counts).
@@ -373,7 +364,7 @@ def _fit_group(counts: sp.csr_matrix, size: np.ndarray, *, n_bins: int | None, s
     """
     n_cells, n_genes = counts.shape
     nonzero = np.bincount(counts.indices, minlength=n_genes)
-    cols = _chunks(nonzero, block_elements)
+    cols = gene_chunks(nonzero, block_elements)
     bin_of, bin_size = size_bins(size, n_bins)
 
     def blocks():
