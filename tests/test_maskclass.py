@@ -17,10 +17,12 @@ from scfill.methods.maskclass import MaskClass
 from scfill.methods.maskclass import model as maskclass_module
 from scfill.methods.maskclass.module import (
     MaskClassAutoencoder,
-    biozero_loss,
     corrupt,
-    masked_loss,
+    mask_rate,
+    mask_weight,
+    masked_losses,
     sample_mask,
+    zero_noise,
 )
 from scfill.methods.maskclass.scaler import GeneScaler
 from scfill.preprocess import LogNormalizer, library_size
@@ -77,7 +79,9 @@ def test_masks_follow_the_requested_rates():
     n = 400_000
     is_zero = (torch.rand(n, generator=generator) < 0.5).float()
     p_bio = torch.rand(n, generator=generator) * is_zero
-    mask = sample_mask(is_zero, p_bio, p_zero=0.2, p_nonzero=0.3, generator=generator)
+    rate = mask_rate(is_zero, p_bio, p_zero=0.2, p_nonzero=0.3)
+    torch.testing.assert_close(rate, torch.where(is_zero == 1, 0.2 * p_bio, 0.3))
+    mask, _ = sample_mask(rate, torch.rand(n, generator=generator))
     nonzero_rate = mask[is_zero == 0].mean().item()
     assert abs(nonzero_rate - 0.3) < 5 * math.sqrt(0.3 * 0.7 / (n / 2))
     zeros = is_zero == 1
@@ -87,9 +91,27 @@ def test_masks_follow_the_requested_rates():
     high = zeros & (p_bio > 0.5)
     low = zeros & (p_bio < 0.5) & (p_bio > 0)
     assert mask[high].mean() > 2 * mask[low].mean()
-    never = sample_mask(is_zero, torch.zeros(n), p_zero=1.0, p_nonzero=0.0,
-                        generator=generator)
-    assert never.sum() == 0
+    never, eta_never = sample_mask(torch.zeros(n), torch.rand(n, generator=generator))
+    assert never.sum() == 0 and torch.isfinite(eta_never).all()
+
+
+def test_noise_level_of_masked_entries_is_uniform_and_independent_of_the_rate():
+    """η = u/π from the mask's own draw is U(0, 1) at masked entries, whatever π is."""
+    generator = torch.Generator().manual_seed(3)
+    n = 400_000
+    for value in (0.002, 0.3, 0.9):
+        mask, eta = sample_mask(torch.full((n,), value), torch.rand(n, generator=generator))
+        assert torch.isfinite(eta).all() and eta.min() >= 0 and eta.max() <= 1
+        masked = eta[mask == 1]
+        quartiles = torch.quantile(masked, torch.tensor([0.25, 0.5, 0.75]))
+        se = 2 / math.sqrt(masked.numel())
+        torch.testing.assert_close(quartiles, torch.tensor([0.25, 0.5, 0.75]),
+                                   atol=5 * se, rtol=0)
+    # the noise follows the paper's log2(1 + η·ν·c_max) with η·ν ~ U(0, ν)
+    c_max = torch.tensor([10.0, 0.0])
+    eta = torch.tensor([[0.5, 0.5]])
+    torch.testing.assert_close(zero_noise(c_max, eta.clone(), scale=0.2),
+                               torch.log2(1 + 0.5 * 0.2 * c_max)[None])
 
 
 def test_corruption_changes_masked_entries_only():
@@ -103,23 +125,35 @@ def test_corruption_changes_masked_entries_only():
 
 
 # ----------------------------------------------------------------------------- losses
-def test_masked_loss_sees_masked_entries_only_with_weights():
+def _reference_losses(s_hat, s, weight, s_zero, p_bio):
+    """The paper's two losses written directly (autograd differentiates them)."""
+    return ((weight * (s_hat - s) ** 2).sum() / weight.sum(),
+            (p_bio * (s_hat - s_zero) ** 2).sum() / p_bio.sum())
+
+
+def test_masked_losses_and_their_gradient_match_the_paper_formulas():
     generator = torch.Generator().manual_seed(2)
-    s_hat, s = torch.randn(8, 20, generator=generator), torch.randn(8, 20, generator=generator)
+    s_hat = torch.randn(8, 20, generator=generator, requires_grad=True)
+    s, s_zero = torch.randn(8, 20, generator=generator), torch.randn(20, generator=generator)
     is_zero = (torch.rand(8, 20, generator=generator) < 0.5).float()
     mask = (torch.rand(8, 20, generator=generator) < 0.3).float()
-    loss = masked_loss(s_hat, s, mask, is_zero, zero_weight=2.0, nonzero_weight=1.0)
-    changed = s + (1 - mask) * 100  # only unmasked targets move
-    assert masked_loss(s_hat, changed, mask, is_zero, zero_weight=2.0,
-                       nonzero_weight=1.0) == loss
-    weight = mask * (1 + is_zero)
-    expected = (weight * (s_hat - s) ** 2).sum() / weight.sum()
-    torch.testing.assert_close(loss, expected)
-    moved = s + mask * 1.0  # a masked target moves: the loss must change
-    assert masked_loss(s_hat, moved, mask, is_zero, zero_weight=2.0,
-                       nonzero_weight=1.0) != loss
-    assert masked_loss(s_hat, s, torch.zeros_like(mask), is_zero, zero_weight=2.0,
-                       nonzero_weight=1.0) == 0
+    p_bio = torch.rand(8, 20, generator=generator) * is_zero
+    weight = mask_weight(mask, is_zero, zero_weight=2.0, nonzero_weight=1.0)
+    torch.testing.assert_close(weight, mask * (1 + is_zero))
+    gamma = 0.7
+    losses = masked_losses(s_hat, s, weight, s_zero, p_bio)
+    (grad,) = torch.autograd.grad(losses[0] + gamma * losses[1], s_hat)
+    expected = _reference_losses(s_hat, s, weight, s_zero, p_bio)
+    (expected_grad,) = torch.autograd.grad(expected[0] + gamma * expected[1], s_hat)
+    torch.testing.assert_close(torch.stack(losses), torch.stack(expected))
+    torch.testing.assert_close(grad, expected_grad)
+    # only masked targets count: moving unmasked ones leaves L_mask unchanged
+    changed = s + (1 - mask) * 100
+    assert masked_losses(s_hat, changed, weight, s_zero, p_bio)[0] == losses[0]
+    assert masked_losses(s_hat, s + mask, weight, s_zero, p_bio)[0] != losses[0]
+    # no weights: both 0, not NaN
+    zero = masked_losses(s_hat, s, torch.zeros_like(weight), s_zero, torch.zeros_like(p_bio))
+    assert [float(v.detach()) for v in zero] == [0.0, 0.0]
 
 
 def test_biozero_loss_ignores_non_zeros():
@@ -127,7 +161,9 @@ def test_biozero_loss_ignores_non_zeros():
     s_zero = torch.tensor([-1.0, -1.0, -1.0])
     p_bio = torch.tensor([[0.5, 0.0, 1.5]])  # the middle entry is an observed non-zero
     expected = (0.5 * 1.0 + 1.5 * 4.0) / 2.0
-    assert biozero_loss(s_hat, s_zero, p_bio).item() == pytest.approx(expected)
+    loss_bio = masked_losses(s_hat, torch.zeros_like(s_hat), torch.ones_like(s_hat), s_zero,
+                             p_bio)[1]
+    assert loss_bio.item() == pytest.approx(expected)
 
 
 def test_autoencoder_shape():

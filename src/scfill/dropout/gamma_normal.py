@@ -32,7 +32,7 @@ import scipy.sparse as sp
 from scipy.special import digamma, gammaln, polygamma
 
 from scfill._logging import logger, timed
-from scfill.dropout._shared import check_inputs, gene_chunks
+from scfill.dropout._shared import check_inputs, gene_chunks, thread_map
 from scfill.dropout.model import DropoutModel, Rows
 from scfill.utils import check_choice, check_number
 
@@ -408,10 +408,13 @@ def dropout_probability(
     with timed(f"fitting the Gamma–Normal dropout model ({names.size} groups × {n_genes} genes)"):
         for k in range(names.size):
             group = values if names.size == 1 else values[np.flatnonzero(codes == k)]
-            nnz = np.bincount(group.indices, minlength=n_genes)
-            for cols in gene_chunks(nnz, block_entries):
-                fit = fit_mixture(group[:, cols], point, variant=variant,
-                                  max_iter=max_iter, tol=tol)
+            chunks = gene_chunks(np.bincount(group.indices, minlength=n_genes), block_entries)
+
+            def fit_chunk(cols: slice, group: sp.csr_matrix = group) -> MixtureFit:
+                return fit_mixture(group[:, cols], point, variant=variant, max_iter=max_iter,
+                                   tol=tol)
+
+            for cols, fit in zip(chunks, thread_map(fit_chunk, chunks), strict=True):
                 zero_prob[k, cols] = zero_dropout_probability(
                     fit, point, log_base=base, valid_filter=VARIANTS[variant].valid_filter)
                 for key, arr in zip(out, (fit.lam, fit.alpha, fit.beta, fit.mu, fit.sigma),

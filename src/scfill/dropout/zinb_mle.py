@@ -53,7 +53,7 @@ from scipy.optimize import least_squares
 from scipy.special import digamma, gammaln
 
 from scfill._logging import logger, timed
-from scfill.dropout._shared import check_inputs, gene_chunks
+from scfill.dropout._shared import check_inputs, gene_chunks, thread_map
 from scfill.dropout.model import DropoutModel, Rows
 from scfill.utils import check_number
 
@@ -367,16 +367,18 @@ def _fit_group(counts: sp.csr_matrix, size: np.ndarray, *, n_bins: int | None, s
     cols = gene_chunks(nonzero, block_elements)
     bin_of, bin_size = size_bins(size, n_bins)
 
-    def blocks():
-        for c in cols:
-            yield c, _Block.of(sp.csc_matrix(counts[:, c]), size, bin_of, bin_size)
+    def block(c: slice) -> _Block:
+        return _Block.of(sp.csc_matrix(counts[:, c]), size, bin_of, bin_size)
+
+    def fit_ml(c: slice) -> tuple:
+        b = block(c)
+        return _em(b, *_start(b), max_iter=max_iter, tol=tol)
 
     eta, zeta, pi = (np.empty(n_genes) for _ in range(3))
     iterations = np.zeros(n_genes, dtype=np.int32)
     converged = np.zeros(n_genes, dtype=bool)
-    for c, b in blocks():
-        eta[c], zeta[c], pi[c], iterations[c], converged[c] = _em(b, *_start(b),
-                                                                  max_iter=max_iter, tol=tol)
+    for c, fit in zip(cols, thread_map(fit_ml, cols), strict=True):
+        eta[c], zeta[c], pi[c], iterations[c], converged[c] = fit
     ml_phi = np.exp(-zeta)
     if not shrink:
         return {"mean": np.exp(eta), "dispersion": ml_phi, "zero_inflation": pi,
@@ -390,10 +392,13 @@ def _fit_group(counts: sp.csr_matrix, size: np.ndarray, *, n_bins: int | None, s
     trend = fit_dispersion_trend(mean[usable], ml_phi[usable])
     log_trend = np.log(trend[0] + trend[1] / mean)
     prior_var = _prior_variance(np.log(ml_phi[usable]) - log_trend[usable], n_cells)
-    for c, b in blocks():
-        eta[c], zeta[c], pi[c], iterations[c], converged[c] = _em(
-            b, eta[c], zeta[c], pi[c], prior_mean=log_trend[c], prior_var=prior_var,
-            max_iter=max_iter, tol=tol)
+
+    def fit_map(c: slice) -> tuple:
+        return _em(block(c), eta[c], zeta[c], pi[c], prior_mean=log_trend[c],
+                   prior_var=prior_var, max_iter=max_iter, tol=tol)
+
+    for c, fit in zip(cols, list(thread_map(fit_map, cols)), strict=True):
+        eta[c], zeta[c], pi[c], iterations[c], converged[c] = fit
     return {"mean": np.exp(eta), "dispersion": np.exp(-zeta), "zero_inflation": pi,
             "ml_dispersion": ml_phi, "trend": trend, "prior_sd": float(np.sqrt(prior_var)),
             "iterations": iterations, "converged": converged}

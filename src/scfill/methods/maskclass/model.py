@@ -8,6 +8,7 @@ model (:mod:`scfill.dropout.zinb`, ``specs/dropout.md``).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from functools import partial
@@ -18,7 +19,7 @@ import torch
 
 from scfill.dropout import DropoutModel
 from scfill.methods.base import Method, PreparedData, register
-from scfill.methods.maskclass.module import MaskClassAutoencoder
+from scfill.methods.maskclass.module import MaskClassAutoencoder, mask_rate
 from scfill.methods.maskclass.plan import EarlyStoppingAfter, MaskClassPlan
 from scfill.methods.maskclass.scaler import GeneScaler
 from scfill.methods.profiles import resolve_profile
@@ -31,6 +32,7 @@ from scfill.nn import (
     predict_blocks,
     seed_everything,
 )
+from scfill.nn.uniform import UniformStream
 from scfill.rows import column_max
 from scfill.utils import check_choice, check_number
 
@@ -39,11 +41,11 @@ VARIANTS = {"balanced": 1.0, "best": 0.0}
 #: The space the network works in (paper §2.2).
 NETWORK_SPACE = "log2(1 + count * median_library_size / library_size)"
 #: Cache the whole scaled matrix on the device when it has at most this many entries
-#: (three cells × genes float32 arrays: scaled values, zero mask, p_bio: 12 bytes an entry,
-#: ~1.6 GB; 100k cells × 1,100 genes fit).
+#: (four cells × genes float32 arrays: scaled values, zero mask, p_bio, masking rate: 16
+#: bytes an entry, at most 1.5 GiB; 50k cells × 2,000 genes fit).
 #: Larger data is scaled one minibatch at a time from the sparse input.
-CACHE_ENTRIES = 2**27
-_CACHE_BYTES_PER_ENTRY = 12
+CACHE_ENTRIES = 100 * 2**20
+_CACHE_BYTES_PER_ENTRY = 16
 #: Rows per block when scaling the cache and when reconstructing.
 ROW_BLOCK = 2048
 _STREAM_ORDER, _STREAM_MASK, _STREAM_VALIDATION = 11, 12, 13
@@ -60,9 +62,9 @@ _STREAM_ORDER, _STREAM_MASK, _STREAM_VALIDATION = 11, 12, 13
 #: ``benchmarks/results/profiles.md``.
 PROFILES = {
     "paper": {"epochs": 300, "batch_size": 32, "lr": 1e-4, "patience": 0, "min_delta": 0.0,
-              "warmup": 0},
+              "warmup": 0, "min_steps": 0, "max_steps": 0},
     "fast": {"epochs": 100, "batch_size": 256, "lr": 3e-3, "patience": 0, "min_delta": 1e-3,
-             "warmup": 20},
+             "warmup": 20, "min_steps": 2000, "max_steps": 10000},
 }
 #: Cells whose fixed corruption is the early-stopping validation (a seeded sample).
 VALIDATION_CELLS = 1024
@@ -109,6 +111,12 @@ class MaskClass(Method):
         Cells per minibatch (None: the profile's; paper: 32).
     lr
         Adam learning rate, no weight decay (None: the profile's; paper: 1e-4).
+    min_steps, max_steps
+        Bounds on the optimiser steps of the profile's ``epochs`` (0: no bound; None: the
+        profile's): the epochs become at least ``min_steps`` / steps per epoch and at most
+        ``max_steps`` / steps per epoch, so small data trains longer and an atlas shorter
+        than its fixed epoch count (an explicit ``epochs`` is kept as given). The fast
+        profile's 2,000–10,000: 100 epochs at 5,000 cells, 500 at 1,000, 25 at 100,000.
     patience
         Stop when the validation masked-entry loss has not improved for this many epochs;
         0 trains all ``epochs`` (None: the profile's; paper: 0). MaskClass is transductive,
@@ -157,6 +165,8 @@ class MaskClass(Method):
         epochs: int | None = None,
         batch_size: int | None = None,
         lr: float | None = None,
+        min_steps: int | None = None,
+        max_steps: int | None = None,
         patience: int | None = None,
         min_delta: float | None = None,
         warmup: int | None = None,
@@ -173,6 +183,8 @@ class MaskClass(Method):
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
+        self.min_steps = min_steps
+        self.max_steps = max_steps
         self.patience = patience
         self.min_delta = min_delta
         self.warmup = warmup
@@ -196,6 +208,8 @@ class MaskClass(Method):
                          method=name)
         check_number("lr", settings["lr"], low=0, low_open=True, method=name)
         check_number("patience", settings["patience"], integer=True, low=0, method=name)
+        for key in ("min_steps", "max_steps"):
+            check_number(key, settings[key], integer=True, low=0, method=name)
         check_number("warmup", settings["warmup"], integer=True, low=0, method=name)
         check_number("min_delta", settings["min_delta"], low=0, method=name)
         for key in ("p_zero", "p_nonzero"):
@@ -224,7 +238,8 @@ class MaskClass(Method):
         self.scaler_ = GeneScaler.fit(data.logcounts, scale=to_log2)
         self.var_names_ = [str(g) for g in data.var_names]
         rows = scaled_rows(data.logcounts, to_log2, _dropout(data), self.scaler_, device,
-                           cache_bytes=CACHE_ENTRIES * _CACHE_BYTES_PER_ENTRY)
+                           cache_bytes=CACHE_ENTRIES * _CACHE_BYTES_PER_ENTRY,
+                           rates=(self.p_zero, self.p_nonzero))
         c_max = torch.as_tensor(column_max(data.counts), dtype=torch.float32, device=device)
         s_zero = torch.as_tensor(self.scaler_.zero_point(), device=device)
         self.module_ = MaskClassAutoencoder(data.n_genes, (self.hidden_dim, self.latent_dim))
@@ -232,15 +247,19 @@ class MaskClass(Method):
         settings, source = self.settings()
         # under torchrun each process masks its own rows with its own stream (rank 0: the
         # one-process stream)
-        generator = torch.Generator(device=device).manual_seed(
-            int(data.rng(_STREAM_MASK).integers(2**62)) + distributed.rank_and_world()[0])
+        uniform = UniformStream(
+            int(data.rng(_STREAM_MASK).integers(2**62)) + distributed.rank_and_world()[0],
+            device)
         plan = MaskClassPlan(
             self.module_, scaler=self.scaler_, c_max=c_max, s_zero=s_zero,
-            generator=generator, gamma=self.gamma, lr=settings["lr"], p_zero=self.p_zero,
-            p_nonzero=self.p_nonzero, noise_scale=self.noise_scale,
+            uniform=uniform, gamma=self.gamma, lr=settings["lr"],
+            noise_scale=self.noise_scale,
             zero_weight=self.zero_weight, nonzero_weight=self.nonzero_weight)
         loader = RowLoader(rows, settings["batch_size"], shuffle=True,
                            rng=data.rng(_STREAM_ORDER))
+        if source["epochs"] == "profile":
+            settings["epochs"] = bounded_epochs(settings["epochs"], len(loader),
+                                                settings["min_steps"], settings["max_steps"])
         start = time.perf_counter()
         history = Trainer(device=device, description=self.name).fit(
             [self._phase(plan, loader, rows, data, settings)])["train"]
@@ -312,6 +331,17 @@ class MaskClass(Method):
         self.history_ = extra["history"]
 
 
+def bounded_epochs(epochs: int, steps_per_epoch: int, min_steps: int, max_steps: int
+                   ) -> int:
+    """``epochs``, raised to reach ``min_steps`` optimiser steps and lowered to stay within
+    ``max_steps`` (each bound 0: none; at least one epoch)."""
+    if min_steps:
+        epochs = max(epochs, math.ceil(min_steps / steps_per_epoch))
+    if max_steps:
+        epochs = min(epochs, max(1, max_steps // steps_per_epoch))
+    return epochs
+
+
 def log2_factor(data: PreparedData) -> float:
     """The paper's ``X = log2(1 + count·median/library)`` is the common space times this.
 
@@ -332,8 +362,10 @@ def _dropout(data: PreparedData) -> DropoutModel:
 
 
 def scaled_rows(logcounts: sp.csr_matrix, to_log2: float, dropout: DropoutModel | None,
-                scaler: GeneScaler, device: torch.device, *, cache_bytes: int) -> RowDataset:
-    """Rows of ``s`` (scaled), ``is_zero`` and, with ``dropout``, ``p_bio`` as a dataset.
+                scaler: GeneScaler, device: torch.device, *, cache_bytes: int,
+                rates: tuple[float, float] | None = None) -> RowDataset:
+    """Rows of ``s`` (scaled), ``is_zero`` and, with ``dropout``, ``p_bio`` and the masking
+    rate ``rate`` as a dataset.
 
     Parameters
     ----------
@@ -342,21 +374,27 @@ def scaled_rows(logcounts: sp.csr_matrix, to_log2: float, dropout: DropoutModel 
         (:func:`log2_factor`).
     dropout
         The dropout model (``1 − p_bio`` at zeros; rows computed per batch), or None when
-        p_bio is not needed.
+        p_bio is not needed (reconstruction).
     cache_bytes
         Keep every row's tensors on the device when they fit (see :class:`RowDataset`).
+    rates
+        ``(p_zero, p_nonzero)`` of :func:`~scfill.methods.maskclass.module.mask_rate`,
+        with ``dropout``.
     """
     fields = {"x": logcounts} if dropout is None else {"x": logcounts, "dropout": dropout}
-    return RowDataset(fields, transform=partial(_scale_batch, scaler=scaler, to_log2=to_log2),
-                      device=device,
-                      cache_bytes=cache_bytes)
+    return RowDataset(fields, transform=partial(_scale_batch, scaler=scaler, to_log2=to_log2,
+                                                rates=rates),
+                      device=device, cache_bytes=cache_bytes)
 
 
-def _scale_batch(batch: dict[str, torch.Tensor], *, scaler: GeneScaler, to_log2: float
-                 ) -> dict[str, torch.Tensor]:
-    x = batch["x"] * to_log2
+def _scale_batch(batch: dict[str, torch.Tensor], *, scaler: GeneScaler, to_log2: float,
+                 rates: tuple[float, float] | None) -> dict[str, torch.Tensor]:
+    x = batch["x"].mul_(to_log2)
     is_zero = (x == 0).to(x.dtype)
-    out = {"s": scaler.transform(x), "is_zero": is_zero}
+    out = {"s": scaler.transform_(x), "is_zero": is_zero}
     if "dropout" in batch:
-        out["p_bio"] = is_zero * (1 - batch["dropout"])
+        p_bio = is_zero * (1 - batch["dropout"])
+        p_zero, p_nonzero = rates
+        out |= {"p_bio": p_bio,
+                "rate": mask_rate(is_zero, p_bio, p_zero=p_zero, p_nonzero=p_nonzero)}
     return out

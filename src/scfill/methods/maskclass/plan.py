@@ -1,8 +1,8 @@
 """MaskClass's training plan: one masked-denoising step (paper §2.5, Algorithm 1).
 
-Each step hides entries of the batch (:func:`sample_mask`), corrupts them
-(:func:`corrupt`, :func:`zero_noise`), reconstructs and returns ``L = L_mask + γ·L_bio``
-with its two parts; the Trainer does the rest.
+Each step hides entries of the batch and draws their noise (:func:`sample_mask`),
+corrupts them (:func:`corrupt`, :func:`zero_noise`), reconstructs and returns
+``L = L_mask + γ·L_bio`` with its two parts; the Trainer does the rest.
 """
 
 from __future__ import annotations
@@ -13,15 +13,16 @@ import torch
 
 from scfill.methods.maskclass.module import (
     MaskClassAutoencoder,
-    biozero_loss,
     corrupt,
-    masked_loss,
+    mask_weight,
+    masked_losses,
     sample_mask,
     zero_noise,
 )
 from scfill.methods.maskclass.scaler import GeneScaler
 from scfill.nn import EarlyStopping, StepContext, TrainingPlan
 from scfill.nn.plan import Batch, Losses
+from scfill.nn.uniform import UniformStream
 
 
 class MaskClassPlan(TrainingPlan):
@@ -37,7 +38,7 @@ class MaskClassPlan(TrainingPlan):
         Each gene's largest count (the noise scale, paper §2.5).
     s_zero
         Each gene's scaled zero ``s0_j`` (the target of ``L_bio``).
-    generator
+    uniform
         Draws the masks and the noise; its state is the plan's checkpointed extra state.
     gamma, lr, p_zero, p_nonzero, noise_scale, zero_weight, nonzero_weight
         As in :class:`~scfill.methods.maskclass.MaskClass`.
@@ -52,14 +53,14 @@ class MaskClassPlan(TrainingPlan):
     validation_seed: int = 0
 
     def __init__(self, module: MaskClassAutoencoder, *, scaler: GeneScaler,
-                 c_max: torch.Tensor, s_zero: torch.Tensor, generator: torch.Generator,
-                 gamma: float, lr: float, p_zero: float, p_nonzero: float,
-                 noise_scale: float, zero_weight: float, nonzero_weight: float) -> None:
+                 c_max: torch.Tensor, s_zero: torch.Tensor, uniform: UniformStream,
+                 gamma: float, lr: float, noise_scale: float, zero_weight: float,
+                 nonzero_weight: float) -> None:
         super().__init__(module)
         self.scaler = scaler
-        self.c_max, self.s_zero, self.generator = c_max, s_zero, generator
+        self.c_max, self.s_zero, self.uniform = c_max, s_zero, uniform
         self.gamma, self.lr = gamma, lr
-        self.p_zero, self.p_nonzero, self.noise_scale = p_zero, p_nonzero, noise_scale
+        self.noise_scale = noise_scale
         self.zero_weight, self.nonzero_weight = zero_weight, nonzero_weight
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -69,40 +70,39 @@ class MaskClassPlan(TrainingPlan):
 
     def training_step(self, batch: Batch, ctx: StepContext) -> Losses:
         """``loss = mask_loss + γ·bio_loss`` on one batch of ``s``, ``is_zero``, ``p_bio``."""
-        loss_mask, loss_bio = self._losses(batch, self.generator)
+        loss_mask, loss_bio = self._losses(batch, self.uniform)
         return {"loss": loss_mask + self.gamma * loss_bio, "mask_loss": loss_mask,
                 "bio_loss": loss_bio}
 
     def on_epoch_start(self, ctx: StepContext) -> None:
         """Rewind the validation corruption, so every epoch is scored on the same draws."""
-        self._validation_generator = torch.Generator(device=self.c_max.device).manual_seed(
-            self.validation_seed)
+        self._validation_uniform = UniformStream(self.validation_seed, self.c_max.device)
 
     def validation_step(self, batch: Batch, ctx: StepContext) -> Losses:
         """The masked-entry loss of the validation cells' fixed corruption."""
-        loss_mask, _ = self._losses(batch, self._validation_generator)
+        loss_mask, _ = self._losses(batch, self._validation_uniform)
         return {"val_mask_loss": loss_mask}
 
-    def _losses(self, batch: Batch, generator: torch.Generator
+    def _losses(self, batch: Batch, uniform: UniformStream
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``L_mask`` and ``L_bio`` of one batch corrupted with draws from ``generator``."""
+        """``L_mask`` and ``L_bio`` of one batch corrupted with draws from ``uniform``
+        (the batch's ``rate`` is the masking probability, see :func:`mask_rate`)."""
         s, is_zero, p_bio = batch["s"], batch["is_zero"], batch["p_bio"]
-        mask = sample_mask(is_zero, p_bio, p_zero=self.p_zero, p_nonzero=self.p_nonzero,
-                           generator=generator)
-        noise = self.scaler.transform(zero_noise(self.c_max, s.shape, scale=self.noise_scale,
-                                                 generator=generator))
+        rate = batch["rate"]
+        mask, eta = sample_mask(rate, uniform.draw(rate.shape).to(rate.device))
+        noise = self.scaler.transform_(zero_noise(self.c_max, eta, scale=self.noise_scale))
         s_hat = self.module(corrupt(s, is_zero, mask, noise))
-        loss_mask = masked_loss(s_hat, s, mask, is_zero, zero_weight=self.zero_weight,
-                                nonzero_weight=self.nonzero_weight)
-        return loss_mask, biozero_loss(s_hat, self.s_zero, p_bio)
+        weight = mask_weight(mask, is_zero, zero_weight=self.zero_weight,
+                             nonzero_weight=self.nonzero_weight)
+        return masked_losses(s_hat, s, weight, self.s_zero, p_bio)
 
     def extra_state(self) -> dict[str, Any]:
-        """The mask generator's state."""
-        return {"generator": self.generator.get_state()}
+        """The mask stream's state."""
+        return {"uniform": self.uniform.state()}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
-        """Restore the mask generator."""
-        self.generator.set_state(state["generator"])
+        """Restore the mask stream."""
+        self.uniform.set_state(state["uniform"])
 
 
 class EarlyStoppingAfter(EarlyStopping):

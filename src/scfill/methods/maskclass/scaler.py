@@ -85,17 +85,19 @@ class GeneScaler:
 
     def transform(self, x: Array) -> Array:
         """Scale ``x`` (cells × genes, numpy or torch) to ``S``."""
-        low, high, mean, std, z_min, z_range = self._params_like(x)
+        low, high, slope, offset = self._affine_like(x)
         if isinstance(x, torch.Tensor):
-            clipped = torch.clamp(x, low, high)
-        else:
-            clipped = np.clip(x, low, high)
-        z = (clipped - mean) / std
-        return 2 * (z - z_min) / z_range - 1
+            return torch.clamp(x, low, high).mul_(slope).add_(offset)
+        return np.clip(x, low, high) * slope + offset
+
+    def transform_(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`transform` of a tensor in place (returns ``x``)."""
+        low, high, slope, offset = self._affine_like(x)
+        return x.clamp_(low, high).mul_(slope).add_(offset)
 
     def inverse(self, s: Array) -> Array:
         """Back from the scaled space to log2 expression (numpy or torch)."""
-        _, _, mean, std, z_min, z_range = self._params_like(s)
+        _, _, mean, std, z_min, z_range, _, _ = self._params_like(s)
         z = (s + 1) / 2 * z_range + z_min
         return z * std + mean
 
@@ -113,14 +115,24 @@ class GeneScaler:
         return cls(**{name: state[name].numpy().astype(np.float32) for name in PARAMETERS})
 
     def _params_like(self, x: Array) -> tuple:
-        if not isinstance(x, torch.Tensor):
-            return tuple(getattr(self, name) for name in PARAMETERS)
-        key = (x.device, x.dtype)
+        """The parameters, then :meth:`transform`'s bounds, slope and offset, as ``x``'s
+        type (and, for a tensor, on its device and in its dtype, converted once)."""
+        key = (x.device, x.dtype) if isinstance(x, torch.Tensor) else None
         if key not in self._on_device:
+            params = [getattr(self, name).astype(np.float64) for name in PARAMETERS]
+            _, _, mean, std, z_min, z_range = params
+            # 2·((x − mean)/std − z_min)/z_range − 1 as one affine map of the winsorised x
+            slope = 2 / (std * z_range)
+            offset = -2 * (mean / std + z_min) / z_range - 1
+            values = [*params, slope, offset]
             self._on_device[key] = tuple(
-                torch.as_tensor(getattr(self, name), dtype=x.dtype, device=x.device)
-                for name in PARAMETERS)
+                np.asarray(v, dtype=np.float32) if key is None
+                else torch.as_tensor(v, dtype=x.dtype, device=x.device) for v in values)
         return self._on_device[key]
+
+    def _affine_like(self, x: Array) -> tuple:
+        low, high, *_, slope, offset = self._params_like(x)
+        return low, high, slope, offset
 
 
 def _fit_block(block: sp.spmatrix | np.ndarray, scale: np.float32) -> dict[str, np.ndarray]:
