@@ -203,3 +203,20 @@ def test_large_groups_are_fitted_on_a_seeded_subset(known):
     auc = {name: roc_auc_score(true[zero] > 0, 1 - fit.biozero(slice(None))[zero])
            for name, fit in (("full", full), ("part", part))}
     assert auc["part"] > auc["full"] - 0.01
+
+
+def test_genes_without_zeros_in_the_fit_get_finite_parameters_and_probabilities():
+    """A highly expressed gene with no zero among the fitted cells (f(0) underflows, π = 0)
+    used to end with NaN parameters, which made the probabilities of its zeros elsewhere
+    NaN (a MaskClass loss of NaN). Now it is fitted, and its zeros are biological."""
+    counts, _, lib = zinb_counts([2.0, 1e6], [0.3, 0.01], [0.3, 0.0], n_cells=400, seed=3)
+    dense = counts.toarray()
+    assert (dense[:, 1] > 0).all()
+    dense[-5:, 1] = 0  # zeros only in cells the subset fit does not see
+    fit_cells = np.arange(395)
+    fit = zinb_mle.fit_zinb_mle(sp.csr_matrix(dense[fit_cells]), lib[fit_cells])
+    assert np.isfinite(fit.mean).all() and np.isfinite(fit.dispersion).all()
+    assert fit.zero_inflation[0, 1] == 0 and fit.converged.all()
+    whole = zinb_mle.fit_zinb_mle(sp.csr_matrix(dense), lib, max_cells=395, seed=0)
+    p_bio = whole.biozero(slice(None))
+    assert np.isfinite(p_bio).all()

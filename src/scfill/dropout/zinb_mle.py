@@ -132,7 +132,11 @@ class ZinbMleFit:
         phi = self.dispersion[g]
         f0 = np.exp(-np.log1p(phi * mu) / phi)
         pi = self.zero_inflation[g]
-        return f0 / (pi + (1 - pi) * f0)
+        # f(0) underflows for a highly expressed gene: then a zero is a dropout where π > 0
+        # and (the limit of f0 / f0) biological where π = 0
+        denominator = pi + (1 - pi) * f0
+        return np.divide(f0, denominator, out=(pi == 0).astype(f0.dtype),
+                         where=denominator > 0)
 
 
 def trigamma(x: np.ndarray) -> np.ndarray:
@@ -229,7 +233,9 @@ def _loglik(b: _Block, eta, zeta, pi) -> np.ndarray:
     theta = np.exp(zeta)
     m0 = b.size[:, None] * np.exp(eta)
     log_f0 = -theta * np.log1p(m0 / theta)
-    zeros = (b.n_zero * np.log(pi + (1 - pi) * np.exp(log_f0))).sum(axis=0)
+    # bins without zeros add nothing (where f(0) underflows and π = 0, 0·log 0 would be NaN)
+    zeros = np.where(b.n_zero > 0, b.n_zero * np.log(pi + (1 - pi) * np.exp(log_f0)),
+                     0.0).sum(axis=0)
     g = b.gene
     t, m = theta[g], b.x_size * np.exp(eta[g])
     log_tm = np.log(t + m)
@@ -255,7 +261,9 @@ def _step(b: _Block, eta, zeta, pi, prior_mean, prior_var):
     m0 = b.size[:, None] * np.exp(eta)
     f0 = np.exp(-theta * np.log1p(m0 / theta))
     # E-step: posterior dropout weight of the zeros of each bin
-    z = pi / (pi + (1 - pi) * f0)
+    denominator = pi + (1 - pi) * f0  # 0 only where π = 0 and f(0) underflows: z = 0
+    z = np.divide(np.broadcast_to(pi, f0.shape), denominator, out=np.zeros_like(f0),
+                  where=denominator > 0)
     w0 = b.n_zero * (1 - z)
     new_pi = np.minimum((b.n_zero * z).sum(axis=0) / b.n_cells, MAX_ZERO_INFLATION)
     # M-step for log μ: Newton on the weighted NB likelihood (concave in log μ)
