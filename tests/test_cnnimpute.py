@@ -36,7 +36,7 @@ from scfill.methods.cnnimpute.module import CoexpressionCNN, flat_length, masked
 from scfill.preprocess import LogNormalizer, library_size
 
 #: Parameters that keep a fit to a fraction of a second (tiny subsets, one epoch).
-FAST = {"subset_size": 8, "epochs": 1, "batch_size": 16}
+FAST = {"subset_size": 8, "epochs": 1, "batch_size": 16, "epoch_steps": 1}
 
 
 def _prepared(n_cells: int = 120, n_genes: int = 30, seed: int = 0,
@@ -309,3 +309,34 @@ def test_impute_changes_only_high_probability_zeros(counts_adata):
     assert not changed[(prob <= 0.5) | (observed > 0)].any()
     assert counts_adata.uns["scfill"]["dropout_threshold"] == 0.5
     assert counts_adata.uns["scfill"]["params"]["head"] == "flatten"
+
+
+# -- epochs of at least epoch_steps steps ------------------------------------------------
+
+
+def test_steps_loader_passes_until_an_epoch_has_enough_steps():
+    from scfill.methods.cnnimpute.loader import StepsLoader
+    from scfill.nn import RowDataset
+
+    rows = RowDataset({"x": np.arange(50, dtype=np.float32)[:, None]})
+    loader = StepsLoader(rows, 16, shuffle=True, rng=0, rows=np.arange(45), min_batch=2,
+                         min_steps=7)
+    # 45 rows at 16 a batch: 3 batches a pass, so 3 passes reach 7 steps
+    assert loader.passes == 3 and len(loader) == 9
+    epoch = [batch["x"][:, 0].numpy() for batch in loader]
+    assert len(epoch) == 9
+    for p in range(3):  # each pass sees every training row once, in its own order
+        seen = np.concatenate(epoch[3 * p:3 * p + 3])
+        np.testing.assert_array_equal(np.sort(seen), np.arange(45))
+    assert not np.array_equal(np.concatenate(epoch[:3]), np.concatenate(epoch[3:6]))
+    assert StepsLoader(rows, 16, rows=np.arange(45), min_steps=1).passes == 1
+    assert StepsLoader(rows, 16, rows=np.arange(45), min_steps=3).passes == 1
+
+
+def test_epoch_steps_sets_the_passes_an_epoch_trains():
+    data = _prepared()
+    one = CnnImpute(**FAST).fit(data)
+    more = CnnImpute(**{**FAST, "epoch_steps": 20}).fit(data)
+    assert one.info_["settings"]["epoch_steps"] == 1
+    assert more.info_["settings"]["epoch_steps"] == 20
+    assert (one.prediction_ != more.prediction_).nnz > 0  # more training, other weights

@@ -40,6 +40,7 @@ from scfill.methods.cnnimpute.coexpression import (
     subset_layouts,
     target_and_pool,
 )
+from scfill.methods.cnnimpute.loader import StepsLoader
 from scfill.methods.cnnimpute.module import (
     HEADS,
     MIN_INPUTS,
@@ -67,10 +68,14 @@ EVAL_BATCH = 1024
 #: Training schedules. ``paper``: Methods exactly (Adam 1e-4, batch 32, <= 150 epochs,
 #: early stop on the validation loss with patience 5, float32, one model after another).
 #: ``fast``: 4 × the batch with 4 × the learning rate (linear scaling), patience 2 with a
-#: minimum decrease of 0.01 (ln-space MSE; the validation loss starts near 3), and bfloat16
-#: autocast where the device multiplies it natively (:func:`~scfill.methods.profiles.
-#: bfloat16_native`; a step of the paper's network at batch 128 took 2.4 instead of 3.2 ms
-#: a cell on our CPU). Its accuracy beside the paper's: ``benchmarks/results/profiles.md``.
+#: minimum decrease of 0.01 (ln-space MSE; the validation loss starts near 3), epochs of at
+#: least 32 steps (a set of fewer than ~4,600 training cells passes over them several
+#: times an epoch, so two epochs of patience are not a few dozen steps), and bfloat16
+#: autocast of the dense layers where the device multiplies it natively
+#: (:func:`~scfill.methods.profiles.bfloat16_native`; the convolutional part stays float32:
+#: bfloat16 over the whole network cost accuracy, see :class:`~scfill.methods.cnnimpute.plan.
+#: CnnImputePlan`). Its accuracy beside the paper's: ``benchmarks/results/
+#: cnnimpute_profiles.md`` (1,000 cells) and ``profiles.md`` (500 cells).
 #: Training the subsets as one grouped network (``batch_subsets=True``) is not in either
 #: profile: on our CPU a step of 4 grouped subsets took 2.3 s, of the 4 networks one after
 #: another 1.2 s (grouped convolutions and the 4× wider pooling are slower, and the dense
@@ -78,9 +83,11 @@ EVAL_BATCH = 1024
 #: a GPU.
 PROFILES = {
     "paper": {"learning_rate": 1e-4, "batch_size": 32, "epochs": 150, "patience": 5,
-              "min_delta": 0.0, "precision": "float32", "batch_subsets": False},
+              "min_delta": 0.0, "precision": "float32", "batch_subsets": False,
+              "epoch_steps": 1},
     "fast": {"learning_rate": 4e-4, "batch_size": 128, "epochs": 150, "patience": 2,
-             "min_delta": 0.01, "precision": "auto", "batch_subsets": False},
+             "min_delta": 0.01, "precision": "auto", "batch_subsets": False,
+             "epoch_steps": 32},
 }
 #: Subset networks trained together at most (memory: a batch holds this many subsets'
 #: inputs and activations, ~40 MB per subset at batch 128).
@@ -96,7 +103,7 @@ class CnnImpute(Method):
     profile
         ``"fast"`` (default) or ``"paper"``: the training schedule (:data:`PROFILES`);
         ``learning_rate``, ``batch_size``, ``epochs``, ``patience``, ``min_delta``,
-        ``precision`` and ``batch_subsets`` override it.
+        ``precision``, ``batch_subsets`` and ``epoch_steps`` override it.
     threshold
         T: an entry with dropout probability above it is missing (paper: 0.5).
     pool_fraction
@@ -131,13 +138,19 @@ class CnnImpute(Method):
         Smallest decrease of the validation loss that counts (None: the profile's; paper:
         0).
     precision
-        ``"float32"``, ``"bfloat16"`` (autocast of the forward pass; the loss stays
-        float32) or ``"auto"`` (bfloat16 where the device has it in hardware) (None: the
-        profile's).
+        ``"float32"``, ``"bfloat16"`` (autocast of the dense layers; the convolutional part
+        and the loss stay float32) or ``"auto"`` (bfloat16 where the device has it in
+        hardware) (None: the profile's).
     batch_subsets
         Train up to :data:`GROUP_SUBSETS` subset networks together as one grouped network
         (one 90/10 split and batch order for the group instead of one per subset) instead
         of one after another (None: the profile's; paper: False).
+    epoch_steps
+        Fewest optimiser steps an epoch holds: a dataset with fewer steps a pass over its
+        training cells passes over them several times an epoch
+        (:class:`~scfill.methods.cnnimpute.loader.StepsLoader`), so that early stopping's
+        patience means about the same training at every size (None: the profile's;
+        paper: 1, one pass an epoch).
     validation_fraction
         Cells held out for early stopping (paper: 10 %).
 
@@ -196,6 +209,7 @@ class CnnImpute(Method):
         min_delta: float | None = None,
         precision: str | None = None,
         batch_subsets: bool | None = None,
+        epoch_steps: int | None = None,
         validation_fraction: float = 0.1,
     ) -> None:
         self.profile = profile
@@ -214,6 +228,7 @@ class CnnImpute(Method):
         self.min_delta = min_delta
         self.precision = precision
         self.batch_subsets = batch_subsets
+        self.epoch_steps = epoch_steps
         self.validation_fraction = validation_fraction
         self.info_ = {}
 
@@ -242,6 +257,7 @@ class CnnImpute(Method):
         check_number("min_delta", settings["min_delta"], low=0, method=name)
         check_choice("precision", settings["precision"], PRECISIONS, method=name)
         check_choice("batch_subsets", settings["batch_subsets"], (True, False), method=name)
+        check_number("epoch_steps", settings["epoch_steps"], integer=True, low=1, method=name)
         check_number("validation_fraction", self.validation_fraction, low=0, high=0.5,
                      low_open=True, method=name)
         n_inputs = self.subset_size * self.inputs_per_target
@@ -399,8 +415,8 @@ class CnnImpute(Method):
         val, train = self._split(rng, values.shape[0])
         phase = Phase(
             "train", CnnImputePlan(net, lr=settings["learning_rate"], dtype=dtype),
-            RowLoader(rows, settings["batch_size"], shuffle=True, rng=rng, rows=train,
-                      min_batch=2),
+            StepsLoader(rows, settings["batch_size"], shuffle=True, rng=rng, rows=train,
+                        min_batch=2, min_steps=settings["epoch_steps"]),
             settings["epochs"], val_data=RowLoader(rows, EVAL_BATCH, rows=val),
             early_stopping=EarlyStopping("val_loss", settings["patience"],
                                          min_delta=settings["min_delta"]))
@@ -432,8 +448,8 @@ class CnnImpute(Method):
                                         min_delta=settings["min_delta"])
         phase = Phase(
             "train", GroupedCnnImputePlan(net, lr=settings["learning_rate"], dtype=dtype),
-            RowLoader(rows, settings["batch_size"], shuffle=True, rng=rng, rows=train,
-                      min_batch=2),
+            StepsLoader(rows, settings["batch_size"], shuffle=True, rng=rng, rows=train,
+                        min_batch=2, min_steps=settings["epoch_steps"]),
             settings["epochs"], val_data=RowLoader(rows, EVAL_BATCH, rows=val),
             early_stopping=stopping)
         last = first + len(layouts)

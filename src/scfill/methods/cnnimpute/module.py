@@ -82,9 +82,13 @@ class CoexpressionCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x``: batch × n_inputs → batch × n_outputs."""
+        return self.head(self.embed(x))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The convolutional part: ``x`` (batch × n_inputs) → the dense layers' input."""
         if self.n_real is not None:
-            return self.head(prefix_features(self.features, x, self.n_real))
-        return self.head(self.features(x.unsqueeze(1)))
+            return prefix_features(self.features, x, self.n_real)
+        return self.features(x.unsqueeze(1))
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

