@@ -10,11 +10,11 @@ seed-to-seed standard deviation.
 Usage::
 
     python benchmarks/profiles.py run [--methods maskclass,cnnimpute] [--seeds 0 1 2]
-        [--cells 1000] [--genes 1000] [--protocol mask-nonzero:0.1]
-    python benchmarks/profiles.py report
+        [--cells 1000] [--genes 1000] [--protocol mask-nonzero:0.1] [--datasets NAME ...]
+    python benchmarks/profiles.py report [--out FOLDER ...] [--name profiles]
 
 ``run`` keeps one JSON record per run under ``--out`` (a re-run skips finished ones);
-``report`` writes ``benchmarks/results/profiles.md`` and ``profiles.csv``.
+``report`` writes ``benchmarks/results/NAME.md`` and ``NAME.csv`` (default ``profiles``).
 """
 
 from __future__ import annotations
@@ -44,20 +44,20 @@ def _source(name: str) -> str:
     return name if name.startswith("preset:") else str(DATA / f"{name}.h5ad")
 
 
-def prepare(out: Path, cells: int, genes: int) -> dict[str, Path]:
+def prepare(out: Path, cells: int, genes: int, datasets: list[str]) -> dict[str, Path]:
     """Each dataset as the methods see it (subsampled once, seed 0)."""
     from scfill.bench.datasets import prepare_dataset, resolve_datasets
 
     folder = out / "datasets"
     return {source.name: prepare_dataset(source, folder, max_cells=cells, max_genes=genes)
-            for source in resolve_datasets([_source(d) for d in DATASETS])}
+            for source in resolve_datasets([_source(d) for d in datasets])}
 
 
 def run(args: argparse.Namespace) -> None:
     from scfill.bench.isolate import run_isolated
 
     out = Path(args.out[0])
-    paths = prepare(out, args.cells, args.genes)
+    paths = prepare(out, args.cells, args.genes, args.datasets)
     for sub in ("runs", "logs"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     for method in args.methods.split(","):
@@ -103,7 +103,7 @@ def _cell(values: pd.Series) -> str:
 
 def report(args: argparse.Namespace) -> None:
     tidy = _table([Path(out) for out in args.out])
-    tidy.to_csv(HERE / "results" / "profiles.csv", index=False)
+    tidy.to_csv(HERE / "results" / f"{args.name}.csv", index=False)
     wide = tidy.pivot_table(index=["method", "dataset", "cells", "metric", "seed"],
                             columns="profile", values="value").dropna().reset_index()
     lines = [
@@ -111,7 +111,8 @@ def report(args: argparse.Namespace) -> None:
         "Commands: `python benchmarks/profiles.py run --methods maskclass --cells 1000`, "
         "`python benchmarks/profiles.py run --methods cnnimpute --cells 500`, then `python "
         "benchmarks/profiles.py report --out /tmp/scfill_profiles_1000 "
-        "/tmp/scfill_profiles_500` (seeds 0 1 2, 1,000 genes).",
+        "/tmp/scfill_profiles_500` (seeds 0 1 2, 1,000 genes). This report: `python "
+        f"benchmarks/profiles.py {' '.join(sys.argv[1:])}`.",
         "Each dataset subsampled to at most the table's cells and its "
         f"{args.genes:,} most variable genes (presets simulated at that size); protocol "
         f"`{args.protocol}` (scores at the hidden entries, common space); both profiles of a "
@@ -145,7 +146,7 @@ def report(args: argparse.Namespace) -> None:
                      f"{_cell(diff)} | {verdict} |")
     lines += ["", f"Seeds with both profiles finished: {sorted(wide['seed'].unique().tolist())}; "
               f"load average when reported: {os.getloadavg()[0]:.1f}."]
-    path = HERE / "results" / "profiles.md"
+    path = HERE / "results" / f"{args.name}.md"
     from _measure import write_report
 
     write_report(path, lines)
@@ -157,10 +158,13 @@ def main() -> None:
     parser.add_argument("--methods", default="maskclass,cnnimpute")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--profiles", nargs="+", default=list(PROFILES), choices=PROFILES)
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
     parser.add_argument("--cells", type=int, default=1000)
     parser.add_argument("--genes", type=int, default=1000)
     parser.add_argument("--protocol", default="mask-nonzero:0.1")
     parser.add_argument("--timeout", type=float, default=1800.0)
+    parser.add_argument("--name", default="profiles",
+                        help="report: results/NAME.md and NAME.csv (default profiles)")
     parser.add_argument("--out", nargs="+", default=None,
                         help="run folder (default /tmp/scfill_profiles_CELLS); report: "
                         "one or more")
