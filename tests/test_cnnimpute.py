@@ -16,6 +16,7 @@ from conftest import prepared
 from scfill.dropout import FixedDropout
 from scfill.errors import InputError
 from scfill.methods.base import PreparedData
+from scfill.methods.cnnimpute import coexpression
 from scfill.methods.cnnimpute.coexpression import (
     PAD,
     SubsetLayout,
@@ -77,6 +78,23 @@ def test_correlation_block_matches_numpy_dense_and_sparse():
     np.testing.assert_allclose(dense, expected, atol=1e-4)
     np.testing.assert_allclose(sparse, expected, atol=1e-4)
     assert dense.dtype == np.float32
+
+
+def test_cross_product_in_cell_blocks_equals_the_sparse_product():
+    """The co-expression's XᵣᵀX꜀ and moments are summed over densified blocks of cells (a
+    sparse product of mostly filled matrices does not finish at 100,000 cells): the same
+    result whatever the block."""
+    rng = np.random.default_rng(4)
+    dense = np.where(rng.random((257, 30)) < 0.6, rng.poisson(3, (257, 30)), 0)
+    values = sp.csr_matrix(dense.astype(np.float32))
+    rows, cols = np.array([0, 3, 9]), np.arange(5, 30)
+    expected = dense[:, rows].T @ dense[:, cols]
+    for block_entries in (30, 1000, 1 << 24):  # one cell a block, several, all at once
+        cross, (mean_r, _), (_, sd_c) = coexpression._cross_product(
+            values, rows, cols, block_entries=block_entries)
+        np.testing.assert_allclose(cross, expected, rtol=1e-6)
+        np.testing.assert_allclose(mean_r, dense[:, rows].mean(axis=0), rtol=1e-6)
+        np.testing.assert_allclose(sd_c, dense[:, cols].std(axis=0), rtol=1e-5)
 
 
 def test_top_correlated_picks_known_inputs_in_order():
