@@ -220,3 +220,15 @@ def test_genes_without_zeros_in_the_fit_get_finite_parameters_and_probabilities(
     whole = zinb_mle.fit_zinb_mle(sp.csr_matrix(dense), lib, max_cells=395, seed=0)
     p_bio = whole.biozero(slice(None))
     assert np.isfinite(p_bio).all()
+
+
+def test_fit_threads_follow_omp_num_threads(monkeypatch):
+    """The EM fits use the process's CPUs, at most OMP_NUM_THREADS; bad values are ignored."""
+    from scfill.dropout._shared import fit_threads
+    from scfill.utils import requested_threads, usable_cpus
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert requested_threads() == 1 and fit_threads() == 1
+    for bad in ("", "0", "two"):
+        monkeypatch.setenv("OMP_NUM_THREADS", bad)
+        assert requested_threads() is None and fit_threads() == usable_cpus()

@@ -13,6 +13,7 @@ import importlib.util
 import inspect
 import math
 import numbers
+import os
 from collections.abc import Iterable, Mapping
 from types import ModuleType
 from typing import Any
@@ -20,6 +21,19 @@ from typing import Any
 import numpy as np
 
 from scfill.errors import InputError, MissingDependency
+
+
+def usable_cpus() -> int:
+    """CPU cores this process may run on (its affinity where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def requested_threads() -> int | None:
+    """The positive thread count in ``OMP_NUM_THREADS``, or None when it is unset or bad."""
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else None
 
 
 def check_number(

@@ -14,7 +14,6 @@ Every number in the prose is computed here from the results; a run folder's ``no
 from __future__ import annotations
 
 import json
-import os
 import platform
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -23,6 +22,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from scfill.utils import usable_cpus
 
 #: +1 when higher is better, -1 when lower is better; metrics absent here get no "best".
 DIRECTION: dict[str, int] = {
@@ -64,7 +65,7 @@ UMAP_NEIGHBORS = 15
 
 def machine_description() -> str:
     """CPU cores usable by this process, platform and GPU (or its absence)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = usable_cpus()
     try:
         import torch
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from itertools import pairwise
@@ -12,6 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from scfill.errors import InputError
+from scfill.utils import requested_threads, usable_cpus
 
 #: Dense elements per row block (float64: 128 MiB), bounding memory on large inputs.
 BLOCK_ELEMENTS = 1 << 24
@@ -24,11 +24,7 @@ _Result = TypeVar("_Result")
 def fit_threads() -> int:
     """Threads the EM fits run on: the CPUs this process may use, at most
     ``OMP_NUM_THREADS`` when that is set (one thread when the user asked for one)."""
-    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
-        else (os.cpu_count() or 1)
-    limit = os.environ.get("OMP_NUM_THREADS", "")
-    return max(1, min(available, int(limit) if limit.isdigit() and int(limit) > 0
-                      else available))
+    return min(usable_cpus(), requested_threads() or usable_cpus())
 
 
 def thread_map(fn: Callable[[_Item], _Result], items: Iterable[_Item]) -> Iterator[_Result]:

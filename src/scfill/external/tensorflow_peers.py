@@ -18,7 +18,6 @@ guaranteed bit-reproducible across thread counts.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import tempfile
 from pathlib import Path
@@ -31,7 +30,7 @@ from scfill.errors import MissingDependency, ScfillError
 from scfill.external import tensorflow_env
 from scfill.external.peers import Peer
 from scfill.methods.base import PreparedData, register
-from scfill.utils import check_choice, check_number
+from scfill.utils import check_choice, check_number, requested_threads
 
 #: Characters of the child's log quoted when it fails.
 LOG_TAIL = 3000
@@ -75,11 +74,6 @@ class TFPeer(Peer):
         return self
 
 
-def _default_threads() -> int | None:
-    value = os.environ.get("OMP_NUM_THREADS", "")
-    return int(value) if value.isdigit() and int(value) > 0 else None
-
-
 def run_peer(peer: str, counts, params: dict[str, Any], *, seed: int,
              threads: int | None) -> tuple[np.ndarray, dict[str, Any]]:
     """Run ``peer`` on ``counts`` (CSR, cells × genes) in the env; its counts and facts.
@@ -98,7 +92,7 @@ def run_peer(peer: str, counts, params: dict[str, Any], *, seed: int,
                  indptr=counts.indptr, shape=np.asarray(counts.shape))
         request = {"peer": peer, "input": str(folder / "input.npz"),
                    "output": str(folder / "output.npz"), "params": params, "seed": seed,
-                   "threads": threads if threads is not None else _default_threads()}
+                   "threads": threads if threads is not None else requested_threads()}
         (folder / "request.json").write_text(json.dumps(request))
         log = folder / "peer.log"
         logger.info("running %s in %s", peer, tensorflow_env.env_path())

@@ -119,8 +119,9 @@ class _WeightedSquares(torch.autograd.Function):
     def forward(ctx, s_hat, s, weight, s_zero, p_bio):
         residual = s_hat.float() - s
         weighted = residual * weight
-        loss_mask = torch.dot(weighted.view(-1), residual.view(-1)) / weight.sum().clamp_min(TINY)
-        grad_mask = weighted.mul_(2 / weight.sum().clamp_min(TINY))
+        w_total = weight.sum().clamp_min(TINY)
+        loss_mask = torch.dot(weighted.view(-1), residual.view(-1)) / w_total
+        grad_mask = weighted.mul_(2 / w_total)
         residual_zero = torch.sub(s_hat.float(), s_zero, out=residual)
         weighted_zero = residual_zero * p_bio
         p_total = p_bio.sum().clamp_min(TINY)

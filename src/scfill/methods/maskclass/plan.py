@@ -40,8 +40,9 @@ class MaskClassPlan(TrainingPlan):
         Each gene's scaled zero ``s0_j`` (the target of ``L_bio``).
     uniform
         Draws the masks and the noise; its state is the plan's checkpointed extra state.
-    gamma, lr, p_zero, p_nonzero, noise_scale, zero_weight, nonzero_weight
-        As in :class:`~scfill.methods.maskclass.MaskClass`.
+    gamma, lr, noise_scale, zero_weight, nonzero_weight
+        As in :class:`~scfill.methods.maskclass.MaskClass`; the masking rates come with the
+        batches (their ``rate`` field, :func:`~scfill.methods.maskclass.module.mask_rate`).
 
     Attributes
     ----------
