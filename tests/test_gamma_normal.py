@@ -257,6 +257,7 @@ def test_valid_gene_filter_counts_low_mean_genes():
     ({"variant": "magic"}, "parameter variant='magic' is not allowed"),
     ({"transform": "log2"}, "parameter transform='log2' is not allowed"),
     ({"max_iter": 0}, "parameter max_iter=0 is out of range"),
+    ({"block_entries": 0}, "parameter block_entries=0 is out of range"),
     ({"labels": np.zeros(3)}, "labels have shape (3,)"),
 ])
 def test_bad_options_raise_input_error(kwargs, message):
